@@ -1,0 +1,1 @@
+"""Collector: ingest protocol-v1 envelopes from MQTT, validate, store, serve."""

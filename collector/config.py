@@ -1,0 +1,59 @@
+"""The collector's config file: [collector], [broker] and [tsdb] sections."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from cwatch.config import build, parse_host_port, read_toml
+from cwatch.mqtt import BrokerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorSection:
+    # Stable id: the broker keeps this client's session (and its queued
+    # messages) across collector restarts only if the id does not change.
+    client_id: str = "cwatch-collector"
+    # MQTT 5 shared subscription group; empty means a plain subscription.
+    shared_group: str = ""
+    listen: str = "127.0.0.1:9555"
+    state_path: str = "cwatch-state.db"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        parse_host_port(self.listen, "listen")
+        if not self.client_id or len(self.client_id) > 128:
+            raise ValueError("client_id must be 1-128 characters")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError("log_level must be debug, info, warning or error")
+
+
+@dataclasses.dataclass(frozen=True)
+class TsdbSection:
+    # An InfluxDB v2 write API: VictoriaMetrics (http://host:8428) or InfluxDB 2.x/3.x.
+    url: str = "http://127.0.0.1:8428"
+    org: str = "cwatch"
+    bucket: str = "cwatch"
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    collector: CollectorSection = dataclasses.field(default_factory=CollectorSection)
+    broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
+    tsdb: TsdbSection = dataclasses.field(default_factory=TsdbSection)
+
+
+def load(path: Path | None, overrides: dict[str, dict[str, object]]) -> CollectorConfig:
+    """Read the file (if any), then apply command-line overrides per section."""
+    data: dict[str, dict[str, object]] = read_toml(path) if path else {}
+    for section, values in overrides.items():
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            table = data[section] = {}
+        table.update({k: v for k, v in values.items() if v is not None})
+    return build(CollectorConfig, data, str(path) if path else "command line")

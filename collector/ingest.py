@@ -1,0 +1,230 @@
+"""Decode and validate one MQTT message into accepted samples or counted rejections.
+
+    topic + payload bytes
+        -> size check -> (zlib, batch only) -> UTF-8 + JSON -> version
+        -> compiled JSON Schema for the channel -> identity (topic == envelope)
+        -> clock sanity -> Sample(s)
+
+A batch is unpacked and every item checked on its own, so one bad item costs
+only itself. Nothing here raises on bad input: every failure is a Rejection
+with a short reason code (a metrics label) and a one-line detail naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from cwatch import protocol
+
+# Reason codes: a closed set, used as the `reason` label of the rejection counter.
+TOO_LARGE = "too_large"
+BAD_TOPIC = "bad_topic"
+BAD_ENCODING = "bad_encoding"
+BAD_JSON = "bad_json"
+TOO_DEEP = "too_deep"
+NON_FINITE = "non_finite"
+UNSUPPORTED_VERSION = "unsupported_version"
+SCHEMA = "schema"
+IDENTITY_MISMATCH = "identity_mismatch"
+TS_IN_FUTURE = "ts_in_future"
+REASONS = (
+    TOO_LARGE, BAD_TOPIC, BAD_ENCODING, BAD_JSON, TOO_DEEP, NON_FINITE,
+    UNSUPPORTED_VERSION, SCHEMA, IDENTITY_MISMATCH, TS_IN_FUTURE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One accepted envelope (a batch item becomes a Sample of its own channel)."""
+
+    site: str
+    device: str
+    channel: str
+    ts: float
+    seq: int
+    data: dict[str, Any]
+    from_batch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    topic: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail} (topic {self.topic[:120]})"
+
+
+@dataclass(slots=True)
+class Decoded:
+    samples: list[Sample]
+    rejections: list[Rejection]
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.field = reason, detail, field
+
+
+def _compile_validators(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
+    validators = {ch: fastjsonschema.compile(protocol.channel_schema(schema, ch))
+                  for ch in protocol.CHANNELS if ch != protocol.BATCH}
+    # The batch shell checks only the list; each item then goes through its own
+    # channel's validator so that a bad item does not sink its neighbours.
+    shell = protocol.channel_schema(schema, protocol.BATCH)
+    shell["definitions"] = dict(shell["definitions"])
+    shell["definitions"]["batch_item"] = {
+        "type": "object", "required": ["channel"],
+        "properties": {"channel": {"enum": list(protocol.BATCHABLE_CHANNELS)}},
+    }
+    validators[protocol.BATCH] = fastjsonschema.compile(shell)
+    return validators
+
+
+def _describe(exc: fastjsonschema.JsonSchemaValueException, path: str) -> tuple[str, str]:
+    """(field, one-line detail) for a schema violation, naming the exact field."""
+    # fastjsonschema calls the root "data"; our envelope has a "data" key of its own.
+    name = exc.name or "data"
+    field = path + name[4:]
+    if exc.rule == "required" and isinstance(exc.value, dict):
+        missing = [key for key in exc.rule_definition if key not in exc.value]
+        field = f"{field}.{missing[0]}"
+        return field, f"{field} is required but missing [required]"
+    if exc.rule == "additionalProperties" and isinstance(exc.value, dict):
+        allowed = exc.definition.get("properties", {})
+        extra = sorted(key for key in exc.value if key not in allowed)
+        field = f"{field}.{extra[0]}"
+        return field, f"{field} is not a field of protocol v1 [additionalProperties]"
+    return field, f"{exc.message.replace(name, field, 1)} [{exc.rule}]"
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(token: str) -> Any:
+    raise _NonFinite(token)
+
+
+def _json_error(payload: bytes, exc: orjson.JSONDecodeError) -> _Reject:
+    message = str(exc)
+    if "depth limit" in message:
+        return _Reject(TOO_DEEP, f"JSON nested deeper than the parser allows ({message})")
+    if "UTF-8" in message:
+        return _Reject(BAD_ENCODING, f"payload is not valid UTF-8 ({message})")
+    if "infinity" in message:
+        return _Reject(NON_FINITE, f"a number overflows to infinity ({message})")
+    # orjson says only "unexpected character" for NaN; the slow parser, run on
+    # this failure path only, tells a non-finite literal from other bad JSON.
+    try:
+        json.loads(payload, parse_constant=_refuse_constant)
+    except _NonFinite as token:
+        return _Reject(NON_FINITE, f"numbers must be finite; {token} is not JSON")
+    except (ValueError, RecursionError):
+        pass
+    return _Reject(BAD_JSON, f"payload is not valid JSON ({message})")
+
+
+class Decoder:
+    """Turns (topic, payload) into Samples and Rejections; safe on any input."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_payload_bytes: int = protocol.MAX_PAYLOAD_BYTES,
+        max_decompressed_bytes: int = protocol.MAX_BATCH_DECOMPRESSED_BYTES,
+        max_future_skew_s: float = protocol.MAX_FUTURE_SKEW_S,
+    ) -> None:
+        self._clock = clock
+        self._max_payload = max_payload_bytes
+        self._max_decompressed = max_decompressed_bytes
+        self._max_skew = max_future_skew_s
+        self._validators = _compile_validators(protocol.load_schema())
+
+    def decode(self, topic: str, payload: bytes) -> Decoded:
+        out = Decoded([], [])
+        try:
+            where = protocol.parse_topic(topic)
+        except protocol.TopicError as exc:
+            out.rejections.append(Rejection(BAD_TOPIC, str(exc), topic))
+            return out
+        try:
+            env = self._parse(where.channel, payload)
+            self._check(env, where, where.channel, "envelope")
+        except _Reject as rej:
+            out.rejections.append(Rejection(rej.reason, rej.detail, topic, rej.field))
+            return out
+        if where.channel != protocol.BATCH:
+            out.samples.append(self._sample(env, where.channel, from_batch=False))
+            return out
+        for index, item in enumerate(env["data"]["items"]):
+            channel = item["channel"]
+            try:
+                self._check(item, where, channel, f"envelope.data.items[{index}]")
+            except _Reject as rej:
+                out.rejections.append(Rejection(rej.reason, rej.detail, topic, rej.field))
+                continue
+            out.samples.append(self._sample(item, channel, from_batch=True))
+        return out
+
+    def _parse(self, channel: str, payload: bytes) -> Any:
+        if len(payload) > self._max_payload:
+            raise _Reject(TOO_LARGE, f"payload is {len(payload)} bytes, limit {self._max_payload}")
+        if payload[:1] == bytes((protocol.ZLIB_FIRST_BYTE,)):
+            if channel != protocol.BATCH:
+                raise _Reject(BAD_ENCODING, f"zlib-compressed payload on channel {channel!r}; "
+                                            "only batch may be compressed")
+            payload = self._inflate(payload)
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise _json_error(payload, exc) from None
+
+    def _inflate(self, payload: bytes) -> bytes:
+        inflater = zlib.decompressobj()
+        try:
+            raw = inflater.decompress(payload, self._max_decompressed)
+        except zlib.error as exc:
+            raise _Reject(BAD_ENCODING, f"batch payload is not valid zlib data ({exc})") from None
+        if inflater.unconsumed_tail:
+            raise _Reject(TOO_LARGE, f"batch inflates beyond {self._max_decompressed} bytes")
+        if not inflater.eof:
+            raise _Reject(BAD_ENCODING, "batch payload is truncated zlib data")
+        return raw
+
+    def _check(self, env: Any, where: protocol.Topic, channel: str, path: str) -> None:
+        if isinstance(env, dict) and "v" in env and env["v"] != protocol.VERSION:
+            raise _Reject(UNSUPPORTED_VERSION,
+                          f"{path}.v is {env['v']!r}; this collector speaks version "
+                          f"{protocol.VERSION}", f"{path}.v")
+        try:
+            self._validators[channel](env)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            field, detail = _describe(exc, path)
+            raise _Reject(SCHEMA, detail, field) from None
+        for key, expected in (("site", where.site), ("device", where.device)):
+            if env[key] != expected:
+                raise _Reject(IDENTITY_MISMATCH,
+                              f"{path}.{key} {env[key]!r} differs from the topic's {expected!r}",
+                              f"{path}.{key}")
+        if env["ts"] > self._clock() + self._max_skew:
+            raise _Reject(TS_IN_FUTURE,
+                          f"{path}.ts {env['ts']} is more than {self._max_skew:g} s in the future",
+                          f"{path}.ts")
+
+    @staticmethod
+    def _sample(env: dict[str, Any], channel: str, *, from_batch: bool) -> Sample:
+        return Sample(env["site"], env["device"], channel, float(env["ts"]), env["seq"],
+                      env["data"], from_batch)

@@ -1,0 +1,3 @@
+from cwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""`cwatch demo`: a broker, the collector and an agent for this PC, on this machine.
+
+Everything runs on free loopback ports; Ctrl-C (or --duration) stops it all.
+The simulated fleet joins here when the simulator lands (issue 5).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from agent.config import AgentConfig, AgentSection
+from agent.service import Agent
+from collector.config import CollectorConfig, CollectorSection
+from collector.ingest import Sample
+from collector.service import Collector
+from cwatch.mqtt import BrokerConfig
+from cwatch.procs import Mosquitto, ServerNotFound, free_port
+
+SITE = "demo"
+AGENT_INTERVAL_S = 5.0
+
+
+def _device_id() -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-._")
+    return (name or "this-pc")[:64]
+
+
+def run_demo(duration_s: float | None, output: Path) -> int:
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        broker = Mosquitto(Path(tempfile.mkdtemp(prefix="cwatch-demo-broker-")))
+    except ServerNotFound as exc:
+        print(f"cwatch demo: error: {exc}", file=sys.stderr)
+        return 2
+    broker.start()
+    listen = f"127.0.0.1:{free_port()}"
+    broker_config = BrokerConfig(url=broker.url)
+    collector_config = CollectorConfig(
+        collector=CollectorSection(client_id="cwatch-demo-collector", listen=listen,
+                                   state_path=str(output / "state.db")),
+        broker=broker_config)
+    devices: dict[tuple[str, str], Sample] = {}
+    collector = Collector(collector_config,
+                          sinks=[lambda s: devices.__setitem__((s.site, s.device), s)])
+    collector.start()
+    agent = Agent(AgentConfig(
+        agent=AgentSection(site=SITE, device=_device_id(), interval_s=AGENT_INTERVAL_S,
+                           data_dir=str(output / "agent")),
+        broker=broker_config))
+    agent_thread = threading.Thread(target=agent.run, name="demo-agent", daemon=True)
+    agent_thread.start()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(f"commune-watch demo: broker {broker.url}, collector metrics "
+          f"http://{listen}/metrics, agent {SITE}/{_device_id()} every {AGENT_INTERVAL_S:g} s")
+    print("Press Ctrl-C to stop." if duration_s is None else f"Running for {duration_s:g} s.")
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(min(2.0, max(0.0, (deadline or float("inf")) - time.monotonic())))
+            totals = collector.metrics.totals()
+            print(f"\rreceived {totals['received']:6.0f}  accepted {totals['accepted']:6.0f}  "
+                  f"rejected {totals['rejected']:4.0f}  devices seen {len(devices):4d}",
+                  end="", flush=True)
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping...")
+    agent.stop()
+    agent_thread.join(timeout=10)
+    collector.stop()
+    broker.stop()
+    print("stopped; nothing left running.")
+    return 0
