@@ -13,7 +13,7 @@ import os
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Type, TypeVar
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from urllib.parse import unquote, urlsplit
 
 if sys.version_info >= (3, 11):
@@ -161,7 +161,7 @@ class BrokerURL:
         )
 
 
-def parse_host_port(value: str, what: str) -> tuple[str, int]:
+def parse_host_port(value: str, what: str) -> Tuple[str, int]:
     """'HOST:PORT' (or '[v6]:PORT') to a tuple; raises ValueError naming `what`."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:

@@ -1,0 +1,74 @@
+"""`cwatch` and its subcommands: help, errors and the agent's one-shot mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator
+
+from cwatch import protocol
+
+
+def cwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cwatch", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(("command", "must_mention"), [
+    ((), ["agent", "collector", "sim", "demo", "report", "dashboards"]),
+    (("agent",), ["--config", "--broker", "--site", "--device", "--interval", "--once",
+                  "--print", "Example"]),
+    (("collector",), ["--config", "--broker", "--tsdb", "--listen", "--state", "Example"]),
+    (("demo",), ["--duration", "Ctrl-C"]),
+    (("sim",), ["Not built yet"]),
+    (("report",), ["Not built yet"]),
+    (("dashboards",), ["Not built yet"]),
+])
+def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
+    result = cwatch(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    for word in must_mention:
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("agent", "--interval", "-5"), "argument --interval: '-5' must be a positive number"),
+    (("agent", "--interval", "nan"), "'nan' must be a positive number"),
+    (("agent", "--site", "x", "--device", "y", "--print"), "--print needs --once"),
+    (("agent", "--once", "--print"), "[agent] site: missing required key"),
+    (("collector", "--listen", "9555"), "listen '9555' must be HOST:PORT"),
+    (("sim",), "cwatch sim is not built yet"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> None:
+    result = cwatch(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_agent_once_print_emits_schema_valid_envelopes(tmp_path: Path) -> None:
+    result = cwatch("agent", "--site", "an-phuoc", "--device", "pc-01", "--once", "--print",
+                    "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    schema = protocol.load_schema()
+    channels = []
+    for line in lines:
+        topic = protocol.parse_topic(line["topic"])
+        assert (topic.site, topic.device) == ("an-phuoc", "pc-01")
+        validator = Draft7Validator(protocol.channel_schema(schema, topic.channel))
+        assert [e.message for e in validator.iter_errors(line["payload"])] == []
+        assert len(protocol.encode(line["payload"])) <= 2048
+        channels.append(topic.channel)
+    assert channels == ["status", "inventory", "metrics"]
+    # The sequence counter survives a restart and never goes back.
+    again = cwatch("agent", "--site", "an-phuoc", "--device", "pc-01", "--once", "--print",
+                   "--data-dir", str(tmp_path))
+    first_seqs = [line["payload"]["seq"] for line in lines]
+    second_seqs = [json.loads(line)["payload"]["seq"] for line in again.stdout.splitlines()]
+    assert min(second_seqs) > max(first_seqs)
