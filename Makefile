@@ -1,14 +1,6 @@
-# The two commands a newcomer needs (see README.md). Each sets itself up.
-.PHONY: demo test lint
-
+# Shortcuts for the README's two commands.
+.PHONY: demo test
 demo:
-	scripts/setup.sh demo
-	.venv/bin/cwatch demo
-
+	scripts/demo.sh
 test:
-	scripts/setup.sh dev
-	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -q
-
-lint:
-	.venv/bin/ruff check .
+	scripts/test.sh

@@ -1,37 +1,46 @@
 #!/usr/bin/env bash
-# Prepare this machine for commune-watch: Debian packages the tests and the demo
-# need (only those missing), then a virtualenv in .venv with the project installed.
-# Safe to run again. Usage: scripts/setup.sh [dev|demo]
+# Prepare this machine for commune-watch: the Debian packages that are missing
+# (Python, the MQTT broker, and for the tests VictoriaMetrics), then a
+# virtualenv in .venv with the project installed. Safe to run again.
+# Usage: scripts/setup.sh [dev|demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-dev}"
 
 # Debian package -> a file it installs (how we tell whether it is there).
 declare -A packages=(
+  [python3]="(checked on PATH)"
+  [python3-venv]="(checked by importing venv and ensurepip)"
+  [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
   [mosquitto]=/usr/sbin/mosquitto
-  [mosquitto-clients]=/usr/bin/mosquitto_pub
 )
 if [ "$mode" = dev ]; then
   packages+=(
+    [mosquitto-clients]=/usr/bin/mosquitto_pub
     [victoria-metrics]=/usr/bin/victoria-metrics
   )
 fi
-need_python_pkgs=()
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null \
-  || { echo "setup: python3 >= 3.11 is needed (Debian 12 / Ubuntu 24.04 have it)" >&2; exit 1; }
-python3 -c 'import venv, ensurepip' 2>/dev/null || need_python_pkgs+=(python3-venv)
 
-missing=("${need_python_pkgs[@]}")
+missing=()
 for pkg in "${!packages[@]}"; do
-  [ -e "${packages[$pkg]}" ] || missing+=("$pkg")
+  case "$pkg" in
+    python3) command -v python3 >/dev/null || missing+=(python3) ;;
+    python3-venv) command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null \
+                    || missing+=(python3-venv) ;;
+    *) [ -e "${packages[$pkg]}" ] || missing+=("$pkg") ;;
+  esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "setup: Python >= 3.11 is needed (Debian 12, Ubuntu 24.04 have it); found $(python3 -V)" >&2; exit 1; }
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating virtualenv .venv"
@@ -39,11 +48,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extra=dev
 [ "$mode" = demo ] && extra=collector
-# Reinstall only when pyproject.toml changed since the last install.
+# Install again only when pyproject.toml changed since the last install.
 stamp=.venv/.cwatch-installed-$extra
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing commune-watch[$extra] into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$extra]"
+  echo "setup: installing commune-watch[$extra] into .venv (a minute on a first run)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]" 2>&1 \
+    | grep -v -e "BuildBackendWarning" -e "precedence" -e '^\s*!!' -e '^\s*\*\*\*' -e '^\s*$' \
+      -e "Please be careful" -e "name as your package" -e "WheelFile" || true
   touch "$stamp"
 fi

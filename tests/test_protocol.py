@@ -133,3 +133,28 @@ def test_encode_refuses_non_finite_numbers() -> None:
 def test_encode_keeps_vietnamese_text_as_utf8() -> None:
     raw = protocol.encode({"location": "Bộ phận một cửa"})
     assert "Bộ phận một cửa".encode() in raw
+
+
+def test_protocol_doc_tables_match_the_schema() -> None:
+    from pathlib import Path
+
+    from cwatch.protocol.tables import BEGIN, END, render
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
+    generated = doc[doc.index(BEGIN):doc.index(END) + len(END)]
+    assert generated == render(SCHEMA), "run: python -m cwatch.protocol.tables"
+
+
+def test_protocol_doc_states_the_enforced_limits() -> None:
+    from pathlib import Path
+
+    from collector.ingest import REASONS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
+    assert f"{protocol.MAX_PAYLOAD_BYTES:,} bytes".replace(",", " ") in doc
+    assert f"{protocol.MAX_BATCH_DECOMPRESSED_BYTES:,} bytes".replace(",", " ") in doc
+    assert f"at most {protocol.MAX_FUTURE_SKEW_S:g} s in the future" in doc
+    max_items = SCHEMA["definitions"]["batch_data"]["properties"]["items"]["maxItems"]
+    assert f"| items in one batch | {max_items:,}".replace(",", " ") in doc
+    for reason in REASONS:
+        assert f"| `{reason}` |" in doc

@@ -1,0 +1,1 @@
+"""Alert e-mails from findings: grouping, de-duplication, silences, digests (issue 7)."""
