@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 from cwatch.protocol import CHANNELS, load_schema
 
@@ -29,9 +29,8 @@ def _fmt_number(value: float) -> str:
     if value == 2 ** 53 - 1:
         return "2^53-1"
     if isinstance(value, float) and value.is_integer() and abs(value) >= 1e6:
-        return "{:g}".format(value)
-    return "{:,}".format(value).replace(",", " ") if isinstance(value, int) else "{:g}".format(
-        value)
+        return f"{value:g}"
+    return f"{value:,}".replace(",", " ") if isinstance(value, int) else f"{value:g}"
 
 
 def _limits(node: Dict[str, Any]) -> str:
@@ -48,7 +47,7 @@ def _limits(node: Dict[str, Any]) -> str:
     if "pattern" in node:
         parts.append("`{}`".format(node["pattern"]))
     if "enum" in node:
-        parts.append(" / ".join("`null`" if v is None else "`{}`".format(v)
+        parts.append(" / ".join("`null`" if v is None else f"`{v}`"
                                 for v in node["enum"]))
     if "const" in node:
         parts.append("= `{}`".format(node["const"]))
@@ -84,7 +83,7 @@ def render(schema: Dict[str, Any]) -> str:
     out = [BEGIN, ""]
     for channel in CHANNELS:
         data = _resolve(schema, schema["definitions"][channel]["properties"]["data"])
-        out += ["#### `{}` data".format(channel), "",
+        out += [f"#### `{channel}` data", "",
                 "| field | type | limits | required | notes |", "|---|---|---|---|---|"]
         for path, typ, limits, required, description in fields(schema, data):
             out.append("| `{}` | {} | {} | {} | {} |".format(
