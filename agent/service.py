@@ -85,7 +85,9 @@ class Agent:
 
         def on_disconnect(client: Any, userdata: Any, flags: Any, reason_code: Any,
                           properties: Any) -> None:
-            log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+            if reason_code.is_failure:
+                log.warning("disconnected from broker (%s); reconnecting with backoff",
+                            reason_code)
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect

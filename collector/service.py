@@ -85,7 +85,10 @@ class Collector:
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
-        log.warning("disconnected from broker (%s); paho reconnects with backoff", reason_code)
+        if reason_code.is_failure:
+            log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+        else:
+            log.info("disconnected from broker")
 
     def _handle_message(self, client, userdata, message) -> None:
         self.metrics.received.inc()

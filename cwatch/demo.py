@@ -34,12 +34,20 @@ def _device_id() -> str:
 
 def run_demo(duration_s: float | None, output: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
-    try:
-        broker = Mosquitto(Path(tempfile.mkdtemp(prefix="cwatch-demo-broker-")))
-    except ServerNotFound as exc:
-        print(f"cwatch demo: error: {exc}", file=sys.stderr)
-        return 2
-    broker.start()
+    with tempfile.TemporaryDirectory(prefix="cwatch-demo-broker-") as broker_dir:
+        try:
+            broker = Mosquitto(Path(broker_dir))
+        except ServerNotFound as exc:
+            print(f"cwatch demo: error: {exc}", file=sys.stderr)
+            return 2
+        broker.start()
+        try:
+            return _run(broker, duration_s, output)
+        finally:
+            broker.stop()
+
+
+def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     listen = f"127.0.0.1:{free_port()}"
     broker_config = BrokerConfig(url=broker.url)
     collector_config = CollectorConfig(
@@ -62,20 +70,22 @@ def run_demo(duration_s: float | None, output: Path) -> int:
     print(f"commune-watch demo: broker {broker.url}, collector metrics "
           f"http://{listen}/metrics, agent {SITE}/{_device_id()} every {AGENT_INTERVAL_S:g} s")
     print("Press Ctrl-C to stop." if duration_s is None else f"Running for {duration_s:g} s.")
+    interactive = sys.stdout.isatty()
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(min(2.0, max(0.0, (deadline or float("inf")) - time.monotonic())))
             totals = collector.metrics.totals()
-            print(f"\rreceived {totals['received']:6.0f}  accepted {totals['accepted']:6.0f}  "
-                  f"rejected {totals['rejected']:4.0f}  devices seen {len(devices):4d}",
-                  end="", flush=True)
+            line = (f"received {totals['received']:6.0f}  accepted {totals['accepted']:6.0f}  "
+                    f"rejected {totals['rejected']:4.0f}  devices seen {len(devices):4d}")
+            # A terminal gets one line updated in place; a log file gets whole lines.
+            print("\r" + line if interactive else line, end="" if interactive else "\n",
+                  flush=True)
     except KeyboardInterrupt:
         pass
     print("\nstopping...")
     agent.stop()
     agent_thread.join(timeout=10)
     collector.stop()
-    broker.stop()
     print("stopped; nothing left running.")
     return 0

@@ -19,6 +19,19 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+class _CleanDisconnectFilter(logging.Filter):
+    """paho 2.2 logs an ERROR from its loop after a wanted disconnect; it is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Client is not connected")
+                    and message.endswith("MQTT_CS_DISCONNECTED"))
+
+
+paho_log = logging.getLogger("cwatch.paho")
+paho_log.addFilter(_CleanDisconnectFilter())
+
+
 @dataclasses.dataclass(frozen=True)
 class BrokerConfig:
     url: str = "mqtt://127.0.0.1:1883"
@@ -62,7 +75,7 @@ def make_client(broker: BrokerConfig, client_id: str, *, persistent_session: boo
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         clean_session=None if v5 else not persistent_session,
     )
-    client.enable_logger(logging.getLogger("cwatch.paho"))
+    client.enable_logger(paho_log)
     user, password = broker.credentials()
     if user:
         client.username_pw_set(user, password)
