@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from agent.config import AgentConfig, AgentSection
+from agent.config import AgentConfig, AgentSection, ProbesSection
 from agent.service import Agent
 from collector.config import CollectorConfig, CollectorSection
 from collector.ingest import Sample
@@ -61,7 +61,10 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     agent = Agent(AgentConfig(
         agent=AgentSection(site=SITE, device=_device_id(), interval_s=AGENT_INTERVAL_S,
                            data_dir=str(output / "agent")),
-        broker=broker_config))
+        broker=broker_config,
+        # Only the collector on this machine: the demo sends nothing to other hosts.
+        probes=ProbesSection(collector_host="127.0.0.1", gateway="", public_dns="",
+                             timeout_s=3)))
     agent_thread = threading.Thread(target=agent.run, name="demo-agent", daemon=True)
     agent_thread.start()
 

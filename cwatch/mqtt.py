@@ -43,6 +43,8 @@ class BrokerConfig:
     # "5" or "3.1.1"; MQTT 5 gives session expiry and shared subscriptions.
     protocol: str = "5"
     keepalive_s: int = 60
+    # Reconnect backoff doubles from a random 1-5 s up to this.
+    reconnect_max_s: int = 120
 
     def __post_init__(self) -> None:
         parsed = BrokerURL.parse(self.url)  # raises ValueError with the URL named
@@ -50,6 +52,8 @@ class BrokerConfig:
             raise ValueError(f"protocol must be \"5\" or \"3.1.1\", got {self.protocol!r}")
         if not 5 <= self.keepalive_s <= 3600:
             raise ValueError("keepalive_s must be between 5 and 3600")
+        if not 1 <= self.reconnect_max_s <= 3600:
+            raise ValueError("reconnect_max_s must be between 1 and 3600")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be given together")
         object.__setattr__(self, "_parsed", parsed)
@@ -86,7 +90,7 @@ def make_client(broker: BrokerConfig, client_id: str, *, persistent_session: boo
         client.tls_set_context(context)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(min_delay=1, max_delay=120)
+    client.reconnect_delay_set(min_delay=1, max_delay=broker.reconnect_max_s)
     return client
 
 

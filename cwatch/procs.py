@@ -3,6 +3,7 @@ child processes on free loopback ports with throw-away configs."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -72,10 +73,16 @@ class Mosquitto:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
+            # Save sessions often: a broker killed without warning then still knows the
+            # collector's subscription and keeps messages for it while it reconnects.
+            "autosave_interval 1\n"
             "max_queued_messages 1000000\n"
             "max_inflight_messages 0\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
-            f"{self.extra_conf}\n")
+            # As root, mosquitto would switch to user "mosquitto", which cannot write
+            # to our private folder: persistence and log would fail silently.
+            + ("user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
+            + f"{self.extra_conf}\n")
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for_port(self.host, self.port, 10.0, self.proc)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from agent_helpers import agent_toml
 from jsonschema import Draft7Validator
 
 from cwatch import protocol
@@ -52,8 +53,11 @@ def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> 
 
 
 def test_agent_once_print_emits_schema_valid_envelopes(tmp_path: Path) -> None:
-    result = cwatch("agent", "--site", "an-phuoc", "--device", "pc-01", "--once", "--print",
-                    "--data-dir", str(tmp_path))
+    config = agent_toml(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", tmp_path / "data",
+                        probes=True)
+    args = ("agent", "--config", str(config), "--site", "an-phuoc", "--device", "pc-01",
+            "--once", "--print", "--data-dir", str(tmp_path))
+    result = cwatch(*args)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     schema = protocol.load_schema()
@@ -65,10 +69,10 @@ def test_agent_once_print_emits_schema_valid_envelopes(tmp_path: Path) -> None:
         assert [e.message for e in validator.iter_errors(line["payload"])] == []
         assert len(protocol.encode(line["payload"])) <= 2048
         channels.append(topic.channel)
-    assert channels == ["status", "inventory", "metrics"]
+    assert channels == ["status", "inventory", "metrics", "probe"]
+    assert [t["name"] for t in lines[3]["payload"]["data"]["targets"]] == ["collector"]
     # The sequence counter survives a restart and never goes back.
-    again = cwatch("agent", "--site", "an-phuoc", "--device", "pc-01", "--once", "--print",
-                   "--data-dir", str(tmp_path))
+    again = cwatch(*args)
     first_seqs = [line["payload"]["seq"] for line in lines]
     second_seqs = [json.loads(line)["payload"]["seq"] for line in again.stdout.splitlines()]
     assert min(second_seqs) > max(first_seqs)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import samples
+from agent_helpers import agent_toml
 from bad_messages import cases
 from mqtt_helpers import Publisher
 from paho.mqtt.client import topic_matches_sub
@@ -178,9 +179,11 @@ def test_agent_publishes_status_inventory_metrics_and_offline(
     results: queue.Queue = queue.Queue()
     collector = start_collector(mosquitto, results, "agent-test-collector")
     agent = subprocess.Popen(
-        [sys.executable, "-m", "cwatch", "agent", "--broker", mosquitto.url,
-         "--site", "an-phuoc", "--device", "pc-01", "--interval", "1",
-         "--data-dir", str(tmp_path / "agent")], stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "cwatch", "agent", "--config",
+         str(agent_toml(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", tmp_path / "x")),
+         "--broker", mosquitto.url, "--site", "an-phuoc", "--device", "pc-01",
+         "--interval", "1", "--data-dir", str(tmp_path / "agent")],
+        stderr=subprocess.PIPE, text=True)
     try:
         seen: dict[str, list[Sample]] = {}
         deadline = time.monotonic() + 20

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent_helpers import agent_toml
+
 ROOT = Path(__file__).resolve().parents[1]
 AGENT_ALLOWED = {"commune-watch", "psutil", "paho-mqtt", "tomli", "typing-extensions"}
 COLLECTOR_ONLY = {"orjson", "fastjsonschema", "prometheus-client", "influxdb-client",
@@ -45,12 +47,13 @@ def test_agent_code_is_python_38_compatible() -> None:
 
 
 def test_agent_command_does_not_import_collector_code(tmp_path: Path) -> None:
+    config = agent_toml(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", tmp_path / "data",
+                        probes=True)
     script = (
         "import sys, io, contextlib\n"
         "from cwatch.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main(['agent', '--site', 's', '--device', 'd', '--once', '--print', "
-        f"'--data-dir', {str(tmp_path)!r}])\n"
+        f"    main(['agent', '--config', {str(config)!r}, '--once', '--print'])\n"
         "heavy = ('collector', 'alerts', 'dashboards', 'orjson', 'fastjsonschema', "
         "'prometheus_client', 'influxdb_client', 'grafana_client')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
