@@ -29,6 +29,8 @@ class AgentSection:
     # Sequence counter and offline queue live here; must survive reboots.
     data_dir: str = "cwatch-agent-data"
     log_level: str = "info"
+    # Empty: log to stderr (systemd's journal). A path: a rotating file (Windows service).
+    log_file: str = ""
 
     def __post_init__(self) -> None:
         for name in ("site", "device"):

@@ -48,11 +48,11 @@ def _run_agent(args: argparse.Namespace) -> int:
         raise UsageError("--once needs --print (publishing a single round is not supported yet)")
     overrides = {
         "agent": {"site": args.site, "device": args.device, "interval_s": args.interval,
-                  "data_dir": args.data_dir},
+                  "data_dir": args.data_dir, "log_file": args.log_file},
         "broker": {"url": args.broker},
     }
     config = agent_config.load(args.config, overrides)
-    logutil.setup(config.agent.log_level)
+    logutil.setup(config.agent.log_level, config.agent.log_file)
     from agent.service import run_from_args
 
     return run_from_args(config, once=args.once)
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between metrics (default 60)")
     agent.add_argument("--data-dir", metavar="DIR",
                        help="where the agent keeps its state (default ./cwatch-agent-data)")
+    agent.add_argument("--log-file", metavar="PATH",
+                       help="log to this rotating file instead of stderr (Windows task)")
     agent.add_argument("--once", action="store_true", help="collect one round and exit")
     agent.add_argument("--print", action="store_true",
                        help="with --once: print {topic, payload} JSON lines instead of "

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, List, Optional
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup(level: str = "info") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+def setup(level: str = "info", log_file: str = "") -> None:
+    """Log to stderr, or to a rotating file (for a Windows agent started without a console)."""
+    handlers: Optional[List[logging.Handler]] = None
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        # Small and bounded: an old PC's disk is not the place for an endless log.
+        handlers = [logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=1_000_000, backupCount=3, encoding="utf-8")]
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT,
+                        handlers=handlers)
 
 
 class RateLimitedLog:
