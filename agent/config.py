@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cwatch.config import build, read_toml
+from cwatch.config import load as load_config
 from cwatch.mqtt import BrokerConfig
 from cwatch.protocol import is_valid_id
 
@@ -127,9 +127,4 @@ class AgentConfig:
 
 def load(path: Optional[Path], overrides: Dict[str, Dict[str, Any]]) -> AgentConfig:
     """Read the file (if any), then apply command-line overrides per section."""
-    data = read_toml(path) if path else {}  # type: Dict[str, Any]
-    for section, values in overrides.items():
-        table = data.setdefault(section, {})
-        if isinstance(table, dict):
-            table.update({k: v for k, v in values.items() if v is not None})
-    return build(AgentConfig, data, str(path) if path else "command line")
+    return load_config(AgentConfig, path, overrides)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cwatch.config import build, parse_host_port, read_toml
+from cwatch.config import load as load_config
+from cwatch.config import parse_host_port
 from cwatch.mqtt import BrokerConfig
 
 
@@ -50,10 +51,4 @@ class CollectorConfig:
 
 def load(path: Path | None, overrides: dict[str, dict[str, object]]) -> CollectorConfig:
     """Read the file (if any), then apply command-line overrides per section."""
-    data: dict[str, dict[str, object]] = read_toml(path) if path else {}
-    for section, values in overrides.items():
-        table = data.setdefault(section, {})
-        if not isinstance(table, dict):
-            table = data[section] = {}
-        table.update({k: v for k, v in values.items() if v is not None})
-    return build(CollectorConfig, data, str(path) if path else "command line")
+    return load_config(CollectorConfig, path, overrides)

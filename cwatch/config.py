@@ -128,6 +128,16 @@ def build(cls: Type[T], data: Mapping[str, Any], source: str, section: str = "",
         raise ConfigError(f"{source}: {label}{exc}") from None
 
 
+def load(cls: Type[T], path: Optional[Path], overrides: Mapping[str, Mapping[str, Any]]) -> T:
+    """Read the file (if any), apply command-line overrides (None = not given), build `cls`."""
+    data = read_toml(path) if path else {}  # type: Dict[str, Any]
+    for section, values in overrides.items():
+        table = data.setdefault(section, {})
+        if isinstance(table, dict):  # otherwise build() reports "expected a table"
+            table.update({k: v for k, v in values.items() if v is not None})
+    return build(cls, data, str(path) if path else "command line")
+
+
 @dataclasses.dataclass(frozen=True)
 class BrokerURL:
     """mqtt://[user:pass@]host[:port] or mqtts://... (TLS, default port 8883)."""
