@@ -72,7 +72,7 @@ class Agent:
             build_targets(config), timeout_s=probes.timeout_s, throughput_url=throughput_url,
             throughput_max_bytes=probes.throughput_bytes) if probes.enabled else None
         self._last_throughput = float("-inf")
-        self._inventory = None  # type: Optional[Message]
+        self._inventory_data = None  # type: Optional[Dict[str, Any]]
         self._transport = None  # type: Optional[Transport]
         self._stop = threading.Event()
 
@@ -96,9 +96,8 @@ class Agent:
         if self._smart is not None:
             self._smart.collect()  # cached; fills the disk list the inventory needs
             smart_disks = self._smart.inventory_disks()
-        self._inventory = self.message(protocol.INVENTORY,
-                                       collect_inventory(asset, smart_disks=smart_disks))
-        return self._inventory
+        self._inventory_data = collect_inventory(asset, smart_disks=smart_disks)
+        return self.message(protocol.INVENTORY, self._inventory_data)
 
     def metrics(self) -> Message:
         data = {"interval_s": self.config.agent.interval_s}  # type: Dict[str, Any]
@@ -142,9 +141,12 @@ class Agent:
 
     def _on_connected(self) -> None:
         # Runs in paho's thread: publish without waiting. Retained, so a collector that
-        # starts later still learns the device's state and hardware.
+        # starts later still learns the device's state and hardware. The cached inventory
+        # goes in a fresh envelope: a re-used seq would be dropped as a duplicate.
         assert self._transport is not None
-        for topic, env in (self.status("online"), self._inventory or self.inventory()):
+        inventory = (self.message(protocol.INVENTORY, self._inventory_data)
+                     if self._inventory_data is not None else self.inventory())
+        for topic, env in (self.status("online"), inventory):
             self._transport.publish_nowait(topic, protocol.encode(env), retain=True)
 
     def _refresh_inventory(self) -> None:
