@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests' own helper modules
 
 from cwatch.procs import Mosquitto  # noqa: E402
+from cwatch.tsdb_proc import VictoriaMetrics  # noqa: E402
 
 
 @pytest.fixture
@@ -31,3 +32,12 @@ def shared_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqu
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A private VictoriaMetrics for one test (tests may stop and restart it: same port,
+    same data folder)."""
+    server = VictoriaMetrics(tmp_path / "victoria-metrics").start()
+    yield server
+    server.stop()
