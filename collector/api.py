@@ -1,0 +1,248 @@
+"""The collector's HTTP side: Prometheus scrape, health, device API, throughput blob.
+
+    waitress (one I/O thread + a small worker pool, in a background thread of ours)
+        -> Flask app: /metrics, /healthz, /api/devices[/<site>/<device>], /api/sites,
+                      /probe/blob?bytes=N
+        -> every response counted in cwatch_http_requests_total{path=<route>, code}
+
+Flask + waitress: both pure Python and long maintained (Pallets, Pylons), no async
+runtime to host inside a threaded program, and waitress's start/stop can be driven
+from our own thread. Waitress also buffers a response and writes it from its I/O
+loop, so an agent on a slow ADSL line downloading the blob does not hold a worker.
+
+Every error is JSON ({"error": "<one line>"}) with a 4xx/5xx status, never an HTML
+page or a traceback: the API's clients are scripts and dashboards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, create_server
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from collector.store.state import STATUSES, StateStore
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+# The blob repeats one block of random bytes: nothing on the path can compress it
+# (deflate's window is 32 KiB), and it costs 1 MiB of memory instead of N.
+BLOB_BLOCK_BYTES = 1 << 20
+BLOB_CHUNK_BYTES = 1 << 16
+_UNSIGNED = re.compile(r"[0-9]{1,15}")
+UNMATCHED = "<unmatched>"  # the path label of requests that match no route
+
+
+class ApiError(Exception):
+    """A bad request, answered as {"error": message} with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def _only_params(*allowed: str) -> None:
+    """Refuse unknown query parameters: a typo (?stats=online) must not pass silently."""
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r} "
+                            f"(allowed: {', '.join(allowed)})")
+
+
+def _int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _UNSIGNED.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}, not {raw[:40]!r}")
+    return int(raw)
+
+
+def _blob_chunks() -> list[bytes]:
+    block = os.urandom(BLOB_BLOCK_BYTES)
+    return [block[i:i + BLOB_CHUNK_BYTES] for i in range(0, BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES)]
+
+
+def _stream(chunks: list[bytes], nbytes: int) -> Iterator[bytes]:
+    index = 0
+    while nbytes > 0:
+        chunk = chunks[index % len(chunks)]
+        if len(chunk) > nbytes:
+            chunk = chunk[:nbytes]
+        yield chunk
+        nbytes -= len(chunk)
+        index += 1
+
+
+def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter,
+               health: Callable[[], dict[str, Any]] | None = None,
+               blob_max_bytes: int = 10_000_000) -> Flask:
+    """The WSGI app; `requests` counts responses by route template and status code."""
+    app = Flask("collector.api")
+    # No redirects to a canonical URL: a client gets its answer or a JSON error.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    blob = _blob_chunks()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        _only_params()
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        _only_params()
+        try:
+            details = dict(health()) if health is not None else {}
+        except Exception as exc:  # a broken check is itself a health problem, not a 500
+            log.exception("health check failed")
+            return jsonify(status="error", error=f"health check failed: {exc}"[:200]), 503
+        ok = bool(details.get("ok", True))
+        return jsonify(status="ok" if ok else "unavailable", **details), 200 if ok else 503
+
+    @app.get("/api/devices")
+    def devices() -> Response:
+        _only_params("site", "status", "limit", "offset")
+        site = request.args.get("site") or None
+        status = request.args.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise ApiError(400, f"status must be one of {', '.join(STATUSES)}, "
+                                f"not {status[:40]!r}")
+        limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        offset = _int_param("offset", 0, 0, 10**12)
+        rows = state.devices(site=site, status=status, limit=limit, offset=offset)
+        return jsonify(devices=rows, count=len(rows), limit=limit, offset=offset)
+
+    @app.get("/api/devices/<site>/<device>")
+    def device(site: str, device: str) -> Response:
+        _only_params()
+        found = state.device(site, device)
+        if found is None:
+            raise ApiError(404, f"unknown device {site[:64]}/{device[:64]}")
+        return jsonify(found)
+
+    @app.get("/api/sites")
+    def sites() -> Response:
+        _only_params()
+        return jsonify(sites=state.sites())
+
+    @app.get("/probe/blob")
+    def probe_blob() -> Response:
+        _only_params("bytes")
+        raw = request.args.get("bytes")
+        if raw is None or not _UNSIGNED.fullmatch(raw):
+            shown = "missing" if raw is None else repr(raw[:40])
+            raise ApiError(400, f"bytes must be a non-negative integer, not {shown}")
+        nbytes = int(raw)
+        if nbytes > blob_max_bytes:
+            raise ApiError(400, f"bytes {nbytes} is over the limit of {blob_max_bytes}")
+        return Response(_stream(blob, nbytes), mimetype="application/octet-stream",
+                        headers={"Content-Length": str(nbytes), "Cache-Control": "no-store"})
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return _error(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response | HTTPException:
+        if exc.code is not None and exc.code < 400:
+            return exc
+        path = request.path[:200]
+        if isinstance(exc, NotFound):
+            return _error(404, f"no such path: {path}")
+        if isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(sorted(exc.valid_methods or ()))
+            return _error(405, f"method {request.method} is not allowed on {path} "
+                               f"(allowed: {allowed})")
+        return _error(exc.code or 400, (exc.name or "bad request").lower())
+
+    @app.errorhandler(Exception)
+    def crash(exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.path[:200])
+        return _error(500, "internal error; the collector's log has the details")
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        # The route template, never the raw path: one series per route, not per device.
+        rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        requests.labels(rule, str(response.status_code)).inc()
+        return response
+
+    return app
+
+
+class ApiServer:
+    """Serves create_app() with waitress from a background thread; port 0 picks a free one."""
+
+    def __init__(self, state: StateStore, registry: CollectorRegistry, host: str, port: int,
+                 health: Callable[[], dict[str, Any]] | None = None,
+                 blob_max_bytes: int = 10_000_000, threads: int = 8) -> None:
+        self._host, self._requested_port, self._threads = host, port, threads
+        self._registry = registry
+        # Registered while serving only, so a stopped server can be replaced by a new one
+        # on the same registry without a duplicate-metric error.
+        self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
+                                 "template and status code", ["path", "code"], registry=None)
+        self.app = create_app(state, registry, self._requests, health, blob_max_bytes)
+        self._server: Any = None
+        self._listener: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (the requested one until start())."""
+        if self._listener is None:
+            return self._requested_port
+        return int(self._listener.effective_port)
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("ApiServer already started")
+        self._server = create_server(self.app, host=self._host, port=self._requested_port,
+                                     threads=self._threads, ident="cwatch-collector")
+        self._registry.register(self._requests)
+        # A host name with several addresses gives a MultiSocketServer of listeners that
+        # share one socket map; any listener's trigger can reach the loop.
+        socket_map = self._socket_map()
+        self._listener = next(o for o in socket_map.values() if isinstance(o, BaseWSGIServer))
+        self._thread = threading.Thread(target=self._server.run, name="cwatch-http",
+                                        daemon=True)
+        self._thread.start()
+
+    def _socket_map(self) -> dict[int, Any]:
+        server = self._server
+        return server.map if hasattr(server, "map") else server._map
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop listening, drop open connections, wait for the loop and the workers."""
+        if self._server is None:
+            return
+        socket_map = self._socket_map()
+        # Closing sockets from this thread would race the loop's select(); a thunk on the
+        # trigger runs inside the loop thread, and the loop ends once its map is empty.
+        self._listener.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("HTTP server thread did not stop within %g s", timeout_s)
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout_s)
+        self._registry.unregister(self._requests)
+        self._server = self._listener = self._thread = None

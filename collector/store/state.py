@@ -1,0 +1,662 @@
+"""What the collector knows about each device now, plus daily roll-ups, in SQLite.
+
+    state worker thread: apply(sample) -> one transaction:
+        devices row (status, latest metrics/inventory/probe, boot, reboot counters)
+        + status_log / reboots (status history, detected reboots)
+        + device_daily (metrics) or link_daily (probe) roll-up of the sample's UTC day
+    housekeeping thread: mark_silent(), save_seen_ranges()
+    API threads: devices(), device(), sites(), counts_by_site(), daily(), site_link_daily()
+
+One connection guarded by one lock: SQLite has a single writer anyway, every call is
+short, and a lock is simpler to reason about than a pool. The SQL is plain (upserts
+with ON CONFLICT, no SQLite functions, DOUBLE PRECISION for timestamps because
+PostgreSQL's REAL is 4 bytes) so PostgreSQL could take over; only the `?` placeholders
+and the PRAGMAs in _open() would change. All SQL of the state store lives here.
+
+Ordering: samples arrive out of order (backfilled batches keep their original ts), so
+every "latest" field is replaced only by a sample with a newer ts, never by arrival.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.ingest import Sample
+
+SCHEMA_VERSION = "1"
+ONLINE, OFFLINE = "online", "offline"
+STATUSES = (ONLINE, OFFLINE)
+
+# status_reason values: why the device has its current status.
+REASON_CONNECTED = "connected"  # an 'online' status message (the agent connected)
+REASON_DATA = "data"  # data arrived: first sight of the device, or back after a silence
+REASON_STATUS_OFFLINE = "lwt-or-clean"  # an 'offline' status: clean stop or Last Will
+REASON_SILENT = "silent"  # mark_silent(): nothing heard for too long
+
+SILENCE_FLOOR_S = 180.0
+# Boot times are estimated by the agent as clock - uptime, so the same boot wobbles by a
+# second or so, and by more when NTP slews the clock; within this it is the same boot.
+BOOT_TOLERANCE_S = 60.0
+# boot_ts is sent rounded to whole seconds; a sample can look this much older than it is.
+BOOT_ROUNDING_S = 2.0
+STATUS_LOG_KEEP = 100  # per device; enough to judge the reboots of a few weeks
+RECENT_REBOOTS = 10  # how many device() lists
+
+PERCENT_BUCKETS = 101  # 0..100: value v counts in bucket round(v), so p95 is exact to 1 %
+
+# RTT histogram: bucket 0 holds rtt < 1 ms; bucket i >= 1 holds
+# 10**((i-1)/20) <= rtt < 10**(i/20) ms: 20 buckets per decade (each about 12 % wide),
+# up to the protocol's 600 000 ms maximum (bucket 116). Percentiles report the upper edge
+# of their bucket (3 significant digits), so "p95 = 112 ms" means 95 % of the round trips
+# took under about 112 ms.
+RTT_BUCKETS_PER_DECADE = 20
+RTT_MAX_MS = 600_000.0
+RTT_BUCKETS = 2 + int(RTT_BUCKETS_PER_DECADE * math.log10(RTT_MAX_MS))  # 117
+
+
+def percent_bucket(value: float) -> int:
+    return min(PERCENT_BUCKETS - 1, max(0, int(value + 0.5)))
+
+
+def rtt_bucket(rtt_ms: float) -> int:
+    if rtt_ms < 1.0:
+        return 0
+    return min(RTT_BUCKETS - 1, 1 + int(RTT_BUCKETS_PER_DECADE * math.log10(rtt_ms)))
+
+
+def rtt_bucket_upper_ms(index: int) -> float:
+    """The upper edge of RTT bucket `index`, rounded to 3 significant digits."""
+    edge = 10 ** (index / RTT_BUCKETS_PER_DECADE)
+    return float(f"{edge:.3g}")
+
+
+def percentile_bucket(hist: list[int], p: float) -> int | None:
+    """Nearest-rank percentile: the first bucket whose cumulative count reaches p % of n."""
+    total = sum(hist)
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * total))
+    running = 0
+    for index, count in enumerate(hist):
+        running += count
+        if running >= rank:
+            return index
+    return len(hist) - 1  # pragma: no cover - the loop always reaches rank
+
+
+def utc_day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _day_text(day: str | dt.date) -> str:
+    if isinstance(day, dt.date):
+        return day.strftime("%Y-%m-%d")
+    return dt.date.fromisoformat(day).strftime("%Y-%m-%d")  # ValueError on a bad day
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
+    # first_seen/last_seen/status_since(mostly) are the collector's clock; *_ts are the
+    # device's (sample time). *_json hold the newest sample of their channel by ts.
+    """CREATE TABLE IF NOT EXISTS devices (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        first_seen DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        last_ts DOUBLE PRECISION NOT NULL,
+        interval_s DOUBLE PRECISION,
+        interval_ts DOUBLE PRECISION,
+        status TEXT NOT NULL,
+        status_reason TEXT NOT NULL,
+        status_since DOUBLE PRECISION NOT NULL,
+        status_ts DOUBLE PRECISION,
+        metrics_ts DOUBLE PRECISION,
+        metrics_json TEXT,
+        probe_ts DOUBLE PRECISION,
+        probe_json TEXT,
+        inventory_ts DOUBLE PRECISION,
+        inventory_json TEXT,
+        hostname TEXT,
+        role TEXT,
+        os_name TEXT,
+        boot_ts DOUBLE PRECISION,
+        first_boot_ts DOUBLE PRECISION,
+        boot_last_ts DOUBLE PRECISION,
+        reboots_total INTEGER NOT NULL DEFAULT 0,
+        unexpected_reboots_total INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (site, device))""",
+    "CREATE INDEX IF NOT EXISTS devices_status ON devices (status, site)",
+    """CREATE TABLE IF NOT EXISTS status_log (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        arrived DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, device, ts, state))""",
+    """CREATE TABLE IF NOT EXISTS reboots (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        boot_ts DOUBLE PRECISION NOT NULL,
+        unexpected INTEGER NOT NULL,
+        detected DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, device, boot_ts))""",
+    """CREATE TABLE IF NOT EXISTS device_daily (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        day TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        cpu_hist TEXT NOT NULL,
+        mem_hist TEXT NOT NULL,
+        disk_used_max DOUBLE PRECISION,
+        swap_in_samples INTEGER NOT NULL,
+        temp_max DOUBLE PRECISION,
+        PRIMARY KEY (site, device, day))""",
+    """CREATE TABLE IF NOT EXISTS link_daily (
+        site TEXT NOT NULL,
+        target TEXT NOT NULL,
+        day TEXT NOT NULL,
+        kind TEXT,
+        method TEXT,
+        samples INTEGER NOT NULL,
+        loss_sum DOUBLE PRECISION NOT NULL,
+        loss_samples INTEGER NOT NULL,
+        rtt_hist TEXT NOT NULL,
+        down INTEGER NOT NULL,
+        PRIMARY KEY (site, target, day))""",
+    """CREATE TABLE IF NOT EXISTS seen_ranges (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        ranges TEXT NOT NULL,
+        PRIMARY KEY (site, device))""",
+)
+
+_DEVICE_COLUMNS = (
+    "site", "device", "first_seen", "last_seen", "last_ts", "interval_s", "interval_ts",
+    "status", "status_reason", "status_since", "status_ts", "metrics_ts", "metrics_json",
+    "probe_ts", "probe_json", "inventory_ts", "inventory_json", "hostname", "role", "os_name",
+    "boot_ts", "first_boot_ts", "boot_last_ts", "reboots_total", "unexpected_reboots_total",
+)
+_DEVICE_UPSERT = (
+    f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _DEVICE_COLUMNS)}) "
+    "ON CONFLICT (site, device) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _DEVICE_COLUMNS[2:])
+)
+_SELECT_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices"
+
+# The silence threshold, max(intervals x interval_s, floor), in SQL both engines speak.
+_SILENT_WHERE = (
+    "status = 'online' AND last_seen < ? - CASE WHEN interval_s IS NOT NULL "
+    "AND interval_s * ? > ? THEN interval_s * ? ELSE ? END"
+)
+
+
+class StateStore:
+    """Device state and daily roll-ups; every method is safe from any thread."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = self._open(str(path))
+
+    # --- connection -------------------------------------------------------------------
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        # Autocommit mode: transactions are the explicit BEGIN/COMMIT of _tx().
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL loses at most the last transactions on power loss, never
+        # corrupts; the de-duplicator and retained messages make up for the loss.
+        db.execute("PRAGMA synchronous = NORMAL")
+        with _transaction(db):
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                       "ON CONFLICT (key) DO NOTHING", (SCHEMA_VERSION,))
+            (version,) = db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise RuntimeError(f"state file {path} has schema version {version}; this "
+                               f"collector reads version {SCHEMA_VERSION}")
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _transaction(self._db):
+            yield self._db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- writing ----------------------------------------------------------------------
+
+    def apply(self, sample: Sample) -> None:
+        """Fold one accepted sample into the device's state and its day's roll-up."""
+        now = self._clock()
+        with self._tx() as db:
+            dev = self._load(db, sample.site, sample.device)
+            if dev is None:
+                dev = _new_device(sample, now)
+            else:
+                dev["last_ts"] = max(dev["last_ts"], sample.ts)
+                # A Last Will is published by the broker, not the device: it is no sign of life.
+                if not (sample.channel == "status" and sample.data["state"] == OFFLINE):
+                    dev["last_seen"] = now
+            if sample.channel == "status":
+                self._apply_status(db, dev, sample, now)
+            else:
+                if dev["status"] == OFFLINE and dev["status_reason"] == REASON_SILENT:
+                    # Silence ended without a reconnect (a short network cut): it is back.
+                    _set_status(dev, ONLINE, REASON_DATA, now)
+                if sample.channel == "metrics":
+                    self._apply_metrics(db, dev, sample, now)
+                elif sample.channel == "probe":
+                    self._apply_probe(db, dev, sample)
+                elif sample.channel == "inventory":
+                    _apply_inventory(dev, sample)
+            db.execute(_DEVICE_UPSERT, tuple(dev[c] for c in _DEVICE_COLUMNS))
+
+    @staticmethod
+    def _load(db: sqlite3.Connection, site: str, device: str) -> dict[str, Any] | None:
+        row = db.execute(f"{_SELECT_DEVICE} WHERE site = ? AND device = ?",
+                         (site, device)).fetchone()
+        return None if row is None else dict(zip(_DEVICE_COLUMNS, row))
+
+    def _apply_status(self, db: sqlite3.Connection, dev: dict[str, Any], sample: Sample,
+                      now: float) -> None:
+        state, ts = sample.data["state"], sample.ts
+        interval = sample.data.get("interval_s")
+        if interval is not None and ts >= (dev["interval_ts"] or 0.0):
+            dev["interval_s"], dev["interval_ts"] = float(interval), ts
+        previous = None
+        if dev["status_ts"] is not None:
+            row = db.execute("SELECT MAX(ts) FROM status_log WHERE site = ? AND device = ? "
+                             "AND ts < ?", (dev["site"], dev["device"], dev["status_ts"]))
+            previous = row.fetchone()[0]
+        self._log_status(db, dev, sample, now)
+        if dev["status_ts"] is None or ts > dev["status_ts"]:
+            reason = REASON_CONNECTED if state == ONLINE else REASON_STATUS_OFFLINE
+            _set_status(dev, state, reason, ts)
+            dev["status_ts"] = ts
+        elif (state == OFFLINE and dev["status_reason"] != REASON_STATUS_OFFLINE
+              and (previous is None or ts > previous)):
+            # The Last Will of the current connection. The agent builds its Will when it
+            # arms it (at start or at the previous disconnect), so its ts is older than
+            # the 'online' of the connection it ends, yet newer than every status before
+            # that 'online'; a genuinely stale 'offline' is older than those too. Its ts
+            # says nothing about when the link died, so the arrival time stands in.
+            _set_status(dev, OFFLINE, REASON_STATUS_OFFLINE,
+                        now if dev["status"] == ONLINE else dev["status_since"])
+        # Anything else is an old status arriving late: it must not override a newer one.
+
+    @staticmethod
+    def _log_status(db: sqlite3.Connection, dev: dict[str, Any], sample: Sample,
+                    now: float) -> None:
+        key = (dev["site"], dev["device"])
+        db.execute("INSERT INTO status_log (site, device, ts, state, arrived) "
+                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, device, ts, state) DO NOTHING",
+                   (*key, sample.ts, sample.data["state"], now))
+        cutoff = db.execute("SELECT ts FROM status_log WHERE site = ? AND device = ? "
+                            "ORDER BY ts DESC LIMIT 1 OFFSET ?", (*key, STATUS_LOG_KEEP))
+        row = cutoff.fetchone()
+        if row is not None:
+            db.execute("DELETE FROM status_log WHERE site = ? AND device = ? AND ts <= ?",
+                       (*key, row[0]))
+
+    def _apply_metrics(self, db: sqlite3.Connection, dev: dict[str, Any], sample: Sample,
+                       now: float) -> None:
+        data, ts = sample.data, sample.ts
+        if ts >= (dev["interval_ts"] or 0.0):
+            dev["interval_s"], dev["interval_ts"] = float(data["interval_s"]), ts
+        if ts >= (dev["metrics_ts"] or 0.0):
+            dev["metrics_ts"], dev["metrics_json"] = ts, _dumps(data)
+        boot = data.get("boot_ts")
+        if boot is not None:
+            self._apply_boot(db, dev, float(boot), ts, now)
+        self._roll_up_metrics(db, sample)
+
+    def _apply_boot(self, db: sqlite3.Connection, dev: dict[str, Any], boot: float,
+                    ts: float, now: float) -> None:
+        """Count reboots from the boot time in metrics, whatever order samples arrive in."""
+        current = dev["boot_ts"]
+        if current is None:
+            dev["boot_ts"] = dev["first_boot_ts"] = boot
+            dev["boot_last_ts"] = ts
+        elif boot > current + BOOT_TOLERANCE_S:
+            # A PC cannot have booted before a sample it took in its previous boot; if it
+            # seems to have, the clock was stepped and the same boot's estimate moved.
+            if boot >= dev["boot_last_ts"] - BOOT_ROUNDING_S:
+                self._record_reboot(db, dev, boot, now)
+                dev["boot_last_ts"] = ts
+            else:
+                dev["boot_last_ts"] = max(dev["boot_last_ts"], ts)
+            dev["boot_ts"] = boot
+        elif boot >= current - BOOT_TOLERANCE_S:
+            dev["boot_last_ts"] = max(dev["boot_last_ts"], ts)
+        else:
+            # Backfill from an earlier boot. The boot in force when the sample was taken is
+            # the newest known boot before its ts; a boot_ts clearly after that one is a
+            # reboot that happened while the agent could not report (counted late).
+            known = sorted([dev["first_boot_ts"], *(r[0] for r in db.execute(
+                "SELECT boot_ts FROM reboots WHERE site = ? AND device = ?",
+                (dev["site"], dev["device"])))])
+            index = bisect.bisect_right(known, ts + BOOT_ROUNDING_S) - 1
+            if index >= 0 and known[index] + BOOT_TOLERANCE_S < boot <= ts + BOOT_ROUNDING_S:
+                self._record_reboot(db, dev, boot, now)
+
+    @staticmethod
+    def _record_reboot(db: sqlite3.Connection, dev: dict[str, Any], boot: float,
+                       now: float) -> None:
+        key = (dev["site"], dev["device"])
+        # Expected only after a clean stop: the agent's 'offline' on shutdown is the
+        # newest status before the boot. A Last Will never is, as its ts predates the
+        # 'online' of the connection it ends; no status at all means we cannot tell.
+        row = db.execute("SELECT state FROM status_log WHERE site = ? AND device = ? "
+                         "AND ts < ? ORDER BY ts DESC LIMIT 1", (*key, boot)).fetchone()
+        unexpected = 0 if row is not None and row[0] == OFFLINE else 1
+        inserted = db.execute(
+            "INSERT INTO reboots (site, device, boot_ts, unexpected, detected) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, device, boot_ts) DO NOTHING",
+            (*key, boot, unexpected, now)).rowcount
+        if inserted:
+            dev["reboots_total"] += 1
+            dev["unexpected_reboots_total"] += unexpected
+
+    @staticmethod
+    def _roll_up_metrics(db: sqlite3.Connection, sample: Sample) -> None:
+        data = sample.data
+        key = (sample.site, sample.device, utc_day(sample.ts))
+        row = db.execute("SELECT samples, cpu_hist, mem_hist, disk_used_max, swap_in_samples, "
+                         "temp_max FROM device_daily WHERE site = ? AND device = ? AND day = ?",
+                         key).fetchone()
+        if row is None:
+            samples, cpu, mem, disk_max, swap_in, temp_max = (
+                0, [0] * PERCENT_BUCKETS, [0] * PERCENT_BUCKETS, None, 0, None)
+        else:
+            samples, disk_max, swap_in, temp_max = row[0], row[3], row[4], row[5]
+            cpu, mem = orjson.loads(row[1]), orjson.loads(row[2])
+        samples += 1
+        if data.get("cpu_percent") is not None:
+            cpu[percent_bucket(data["cpu_percent"])] += 1
+        if data.get("mem_used_percent") is not None:
+            mem[percent_bucket(data["mem_used_percent"])] += 1
+        disk_max = _max(disk_max, (d.get("used_percent") for d in data.get("disks") or ()))
+        if (data.get("swap_in_bytes_per_s") or 0) > 0:
+            swap_in += 1
+        temp_max = _max(temp_max, (t.get("temp_c") for t in data.get("temperatures") or ()))
+        db.execute(
+            "INSERT INTO device_daily (site, device, day, samples, cpu_hist, mem_hist, "
+            "disk_used_max, swap_in_samples, temp_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (site, device, day) DO UPDATE SET samples = excluded.samples, "
+            "cpu_hist = excluded.cpu_hist, mem_hist = excluded.mem_hist, "
+            "disk_used_max = excluded.disk_used_max, "
+            "swap_in_samples = excluded.swap_in_samples, temp_max = excluded.temp_max",
+            (*key, samples, _dumps(cpu), _dumps(mem), disk_max, swap_in, temp_max))
+
+    def _apply_probe(self, db: sqlite3.Connection, dev: dict[str, Any], sample: Sample) -> None:
+        if sample.ts >= (dev["probe_ts"] or 0.0):
+            dev["probe_ts"], dev["probe_json"] = sample.ts, _dumps(sample.data)
+        day = utc_day(sample.ts)
+        for target in sample.data["targets"]:
+            key = (sample.site, target["name"], day)
+            row = db.execute("SELECT samples, loss_sum, loss_samples, rtt_hist, down "
+                             "FROM link_daily WHERE site = ? AND target = ? AND day = ?",
+                             key).fetchone()
+            if row is None:
+                samples, loss_sum, loss_n, rtt, down = 0, 0.0, 0, [0] * RTT_BUCKETS, 0
+            else:
+                samples, loss_sum, loss_n, down = row[0], row[1], row[2], row[4]
+                rtt = orjson.loads(row[3])
+            samples += 1
+            if target.get("loss_percent") is not None:
+                loss_sum += target["loss_percent"]
+                loss_n += 1
+            if target.get("rtt_avg_ms") is not None:
+                rtt[rtt_bucket(target["rtt_avg_ms"])] += 1
+            if _target_down(target):
+                down += 1
+            db.execute(
+                "INSERT INTO link_daily (site, target, day, kind, method, samples, loss_sum, "
+                "loss_samples, rtt_hist, down) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (site, target, day) DO UPDATE SET kind = excluded.kind, "
+                "method = excluded.method, samples = excluded.samples, "
+                "loss_sum = excluded.loss_sum, loss_samples = excluded.loss_samples, "
+                "rtt_hist = excluded.rtt_hist, down = excluded.down",
+                (*key, target["kind"], target["method"], samples, loss_sum, loss_n,
+                 _dumps(rtt), down))
+
+    def mark_silent(self, now: float | None = None,
+                    intervals: float = 3.0) -> list[tuple[str, str]]:
+        """Online devices not heard from for max(intervals x interval_s, 180 s) go offline."""
+        now = self._clock() if now is None else now
+        args = (now, intervals, SILENCE_FLOOR_S, intervals, SILENCE_FLOOR_S)
+        with self._tx() as db:
+            silent = [(site, device) for site, device in db.execute(
+                f"SELECT site, device FROM devices WHERE {_SILENT_WHERE} "
+                "ORDER BY site, device", args)]
+            if silent:
+                # Offline since the last message: the best guess of when it went away.
+                db.execute(f"UPDATE devices SET status = 'offline', status_reason = ?, "
+                           f"status_since = last_seen WHERE {_SILENT_WHERE}",
+                           (REASON_SILENT, *args))
+        return silent
+
+    # --- de-duplication ranges --------------------------------------------------------
+
+    def seen_ranges(self, site: str, device: str) -> list[tuple[int, int]]:
+        with self._lock:
+            row = self._db.execute("SELECT ranges FROM seen_ranges WHERE site = ? AND "
+                                   "device = ?", (site, device)).fetchone()
+        return [] if row is None else [(lo, hi) for lo, hi in orjson.loads(row[0])]
+
+    def save_seen_ranges(self, site: str, device: str, ranges: list[tuple[int, int]]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO seen_ranges (site, device, ranges) VALUES (?, ?, ?) "
+                       "ON CONFLICT (site, device) DO UPDATE SET ranges = excluded.ranges",
+                       (site, device, _dumps([[lo, hi] for lo, hi in ranges])))
+
+    # --- queries (plain dicts, ready for JSON) ----------------------------------------
+
+    def devices(self, site: str | None = None, status: str | None = None,
+                limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Device summaries ordered by site and device."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        if limit < 1 or offset < 0:
+            raise ValueError("limit must be at least 1 and offset at least 0")
+        where, args = [], []
+        if site is not None:
+            where.append("site = ?")
+            args.append(site)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = _SELECT_DEVICE + (f" WHERE {' AND '.join(where)}" if where else "")
+        with self._lock:
+            rows = self._db.execute(f"{sql} ORDER BY site, device LIMIT ? OFFSET ?",
+                                    (*args, limit, offset)).fetchall()
+        return [_summary(dict(zip(_DEVICE_COLUMNS, row))) for row in rows]
+
+    def device(self, site: str, device: str) -> dict[str, Any] | None:
+        """The summary plus the newest metrics, probe and inventory and recent reboots."""
+        with self._lock:
+            dev = self._load(self._db, site, device)
+            if dev is None:
+                return None
+            reboots = self._db.execute(
+                "SELECT boot_ts, unexpected FROM reboots WHERE site = ? AND device = ? "
+                "ORDER BY boot_ts DESC LIMIT ?", (site, device, RECENT_REBOOTS)).fetchall()
+        out = _summary(dev)
+        for name in ("metrics", "probe", "inventory"):
+            data = _loads(dev[f"{name}_json"])
+            out[name] = None if data is None else {"ts": dev[f"{name}_ts"], **data}
+        out["reboots"] = [{"boot_ts": boot, "unexpected": bool(flag)}
+                          for boot, flag in reboots]
+        return out
+
+    def sites(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, COUNT(*), "
+                "SUM(CASE WHEN status = 'online' THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN status = 'offline' THEN 1 ELSE 0 END), MAX(last_seen) "
+                "FROM devices GROUP BY site ORDER BY site").fetchall()
+        return [{"site": site, "devices_total": total, "online": online, "offline": offline,
+                 "last_seen": last_seen} for site, total, online, offline, last_seen in rows]
+
+    def counts_by_site(self) -> dict[str, dict[str, int]]:
+        """{site: {status: devices}} for the cwatch_devices gauge."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, status, COUNT(*) FROM devices GROUP BY site, status").fetchall()
+        for site, status, count in rows:
+            out.setdefault(site, {})[status] = count
+        return out
+
+    def daily(self, site: str, device: str, day: str | dt.date) -> dict[str, Any]:
+        """One device's metrics roll-up for one UTC day; samples == 0 when there is none."""
+        day = _day_text(day)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT samples, cpu_hist, mem_hist, disk_used_max, swap_in_samples, temp_max "
+                "FROM device_daily WHERE site = ? AND device = ? AND day = ?",
+                (site, device, day)).fetchone()
+        samples, cpu, mem, disk_max, swap_in, temp_max = row or (
+            0, None, None, None, 0, None)
+        out: dict[str, Any] = {"site": site, "device": device, "day": day, "samples": samples}
+        for name, text in (("cpu", cpu), ("mem", mem)):
+            hist = orjson.loads(text) if text else [0] * PERCENT_BUCKETS
+            used = [i for i, count in enumerate(hist) if count]
+            out[f"{name}_samples"] = sum(hist)
+            out[f"{name}_p50"] = percentile_bucket(hist, 50)
+            out[f"{name}_p95"] = percentile_bucket(hist, 95)
+            out[f"{name}_max"] = used[-1] if used else None
+            out[f"{name}_hist"] = hist
+        out.update(disk_used_max_percent=disk_max, swap_in_samples=swap_in,
+                   temp_max_c=temp_max)
+        return out
+
+    def site_link_daily(self, site: str, day: str | dt.date) -> list[dict[str, Any]]:
+        """Per probe target of a site (all its devices together), one UTC day."""
+        day = _day_text(day)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT target, kind, method, samples, loss_sum, loss_samples, rtt_hist, down "
+                "FROM link_daily WHERE site = ? AND day = ? ORDER BY target",
+                (site, day)).fetchall()
+        out = []
+        for target, kind, method, samples, loss_sum, loss_n, rtt_text, down in rows:
+            rtt = orjson.loads(rtt_text)
+            p50, p95 = percentile_bucket(rtt, 50), percentile_bucket(rtt, 95)
+            out.append({
+                "site": site, "target": target, "day": day, "kind": kind, "method": method,
+                "samples": samples, "loss_percent_sum": loss_sum, "loss_samples": loss_n,
+                "loss_percent_mean": loss_sum / loss_n if loss_n else None,
+                "rtt_samples": sum(rtt),
+                "rtt_p50_ms": None if p50 is None else rtt_bucket_upper_ms(p50),
+                "rtt_p95_ms": None if p95 is None else rtt_bucket_upper_ms(p95),
+                "rtt_hist": rtt, "down": down,
+            })
+        return out
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _new_device(sample: Sample, now: float) -> dict[str, Any]:
+    dev: dict[str, Any] = dict.fromkeys(_DEVICE_COLUMNS)
+    dev.update(site=sample.site, device=sample.device, first_seen=now, last_seen=now,
+               last_ts=sample.ts, reboots_total=0, unexpected_reboots_total=0)
+    if sample.channel != "status":  # a status sample sets the status itself, next
+        _set_status(dev, ONLINE, REASON_DATA, now)  # data from a device proves it is up
+    return dev
+
+
+def _set_status(dev: dict[str, Any], status: str, reason: str, since: float) -> None:
+    if status != dev["status"] or dev["status_since"] is None:
+        dev["status_since"] = since
+    dev["status"], dev["status_reason"] = status, reason
+
+
+def _apply_inventory(dev: dict[str, Any], sample: Sample) -> None:
+    if sample.ts < (dev["inventory_ts"] or 0.0):
+        return
+    data = sample.data
+    dev["inventory_ts"], dev["inventory_json"] = sample.ts, _dumps(data)
+    dev["hostname"] = data["hostname"]
+    dev["os_name"] = data["os"]["name"]
+    dev["role"] = (data.get("asset") or {}).get("role")
+
+
+def _target_down(target: dict[str, Any]) -> bool:
+    """Nothing came back: received == 0 of some sent; without counts, an error says it."""
+    received = target.get("received")
+    if received is None:
+        return bool(target.get("error"))
+    return received == 0 and target.get("sent", 1) > 0
+
+
+def _max(current: float | None, values: Any) -> float | None:
+    for value in values:
+        if value is not None and (current is None or value > current):
+            current = value
+    return current
+
+
+def _summary(dev: dict[str, Any]) -> dict[str, Any]:
+    metrics = _loads(dev["metrics_json"]) or {}
+    disks = [d["used_percent"] for d in metrics.get("disks") or ()
+             if d.get("used_percent") is not None]
+    return {
+        "site": dev["site"], "device": dev["device"],
+        "status": dev["status"], "status_reason": dev["status_reason"],
+        "status_since": dev["status_since"],
+        "first_seen": dev["first_seen"], "last_seen": dev["last_seen"],
+        "last_ts": dev["last_ts"], "interval_s": dev["interval_s"],
+        "hostname": dev["hostname"], "role": dev["role"], "os": dev["os_name"],
+        "boot_ts": dev["boot_ts"], "reboots_total": dev["reboots_total"],
+        "unexpected_reboots_total": dev["unexpected_reboots_total"],
+        "metrics_ts": dev["metrics_ts"],
+        "cpu_percent": metrics.get("cpu_percent"),
+        "mem_used_percent": metrics.get("mem_used_percent"),
+        "swap_used_percent": metrics.get("swap_used_percent"),
+        "disk_used_percent_max": max(disks) if disks else None,
+        "uptime_s": metrics.get("uptime_s"),
+    }
