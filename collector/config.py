@@ -20,6 +20,8 @@ class CollectorSection:
     listen: str = "127.0.0.1:9555"
     state_path: str = "cwatch-state.db"
     log_level: str = "info"
+    # A device is offline after this many of its intervals without a message (min 180 s).
+    silence_intervals: float = 3.0
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -27,10 +29,13 @@ class CollectorSection:
             raise ValueError("client_id must be 1-128 characters")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError("log_level must be debug, info, warning or error")
+        if not 1.5 <= self.silence_intervals <= 1000:
+            raise ValueError("silence_intervals must be between 1.5 and 1000")
 
 
 @dataclasses.dataclass(frozen=True)
 class TsdbSection:
+    enabled: bool = True
     # An InfluxDB v2 write API: VictoriaMetrics (http://host:8428) or InfluxDB 2.x/3.x.
     url: str = "http://127.0.0.1:8428"
     org: str = "cwatch"

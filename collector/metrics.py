@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from collector.ingest import REASONS
 from cwatch.protocol import CHANNELS
@@ -20,6 +24,13 @@ class IngestMetrics:
         self.rejected = Counter(
             "cwatch_messages_rejected", "Messages or batch items rejected, by reason",
             ["reason"], registry=self.registry)
+        self.duplicates = Counter(
+            "cwatch_messages_duplicate",
+            "Envelopes dropped as already seen (same site, device and seq)",
+            registry=self.registry)
+        self.state_queue = Gauge(
+            "cwatch_state_queue_samples", "Accepted samples waiting for the device state store",
+            registry=self.registry)
         # Pre-create every label so a dashboard sees 0 rather than no series.
         for channel in CHANNELS:
             if channel != "batch":
@@ -31,7 +42,22 @@ class IngestMetrics:
         """Received, accepted and rejected so far, summed over labels (for summaries)."""
         out = {}
         for name, counter in (("received", self.received), ("accepted", self.accepted),
-                              ("rejected", self.rejected)):
+                              ("rejected", self.rejected), ("duplicate", self.duplicates)):
             out[name] = sum(s.value for metric in counter.collect() for s in metric.samples
                             if s.name.endswith("_total"))
         return out
+
+
+class FleetCollector(Collector):
+    """Devices per site and status, read from the state store at scrape time."""
+
+    def __init__(self, counts_by_site: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self._counts = counts_by_site
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("cwatch_devices", "Devices known to the collector, by site "
+                                   "and status", labels=["site", "status"])
+        for site, by_status in sorted(self._counts().items()):
+            for status in ("online", "offline"):
+                family.add_metric([site, status], by_status.get(status, 0))
+        yield family

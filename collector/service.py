@@ -1,22 +1,32 @@
-"""The collector process: MQTT in, decode and validate, hand samples on.
+"""The collector process.
 
-    mosquitto --(QoS 1, persistent session)--> on_message
-        -> Decoder (collector/ingest.py) -> Sample        -> sinks (storage, rules)
-                                         -> Rejection     -> counter{reason} + rate-limited log
-    /metrics <- prometheus registry (collector/metrics.py)
+    mosquitto --(QoS 1, persistent session)--> on_message (MQTT thread)
+        -> Decoder (ingest.py): validate ---> Rejection -> counter{reason}, rate-limited log
+        -> Deduplicator (dedup.py): (site, device, seq) seen? -> counter, dropped
+        -> TimeSeriesWriter.submit (store/timeseries.py): lines queued, written in batches
+           by its own thread to VictoriaMetrics / InfluxDB
+        -> state queue -> state worker thread -> StateStore.apply (store/state.py, SQLite)
+                                              -> sinks (rules, tests, the demo)
+    housekeeping thread: silent devices -> offline; de-duplication ranges -> state store
+    ApiServer (api.py): /metrics, /healthz, /api/*, /probe/blob
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
-from prometheus_client import start_http_server
-
+from collector.api import ApiServer
 from collector.config import CollectorConfig
+from collector.dedup import Deduplicator
 from collector.ingest import Decoder, Rejection, Sample
-from collector.metrics import IngestMetrics
+from collector.metrics import FleetCollector, IngestMetrics
+from collector.store.state import StateStore
+from collector.store.timeseries import TimeSeriesWriter
 from cwatch import protocol
 from cwatch.config import parse_host_port
 from cwatch.logutil import RateLimitedLog
@@ -26,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SampleSink = Callable[[Sample], None]
 RejectSink = Callable[[Rejection], None]
+HOUSEKEEPING_S = 10.0
 
 
 class Collector:
@@ -34,13 +45,22 @@ class Collector:
         self.config = config
         self.metrics = IngestMetrics()
         self._decoder = Decoder()
+        self._dedup = Deduplicator()
+        self.state = StateStore(config.collector.state_path)
+        self.metrics.registry.register(FleetCollector(self.state.counts_by_site))
+        tsdb = config.tsdb
+        self.tsdb = TimeSeriesWriter(tsdb.url, tsdb.org, tsdb.bucket, tsdb.token,
+                                     registry=self.metrics.registry) if tsdb.enabled else None
         self._sinks = list(sinks or [])
         self._on_reject = on_reject
         self._reject_log = RateLimitedLog(log)
+        self._samples: queue.Queue[Sample | None] = queue.Queue()
         self._connected = threading.Event()
-        self._http = None
-        broker = config.broker
-        self._client = make_client(broker, config.collector.client_id, persistent_session=True)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.api: ApiServer | None = None
+        self._client = make_client(config.broker, config.collector.client_id,
+                                   persistent_session=True)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
@@ -51,10 +71,19 @@ class Collector:
         return f"$share/{group}/{protocol.SUBSCRIPTION}" if group else protocol.SUBSCRIPTION
 
     def start(self, *, serve_http: bool = True) -> None:
+        if self.tsdb is not None:
+            self.tsdb.start()
+        for target, name in ((self._state_worker, "cwatch-state"),
+                             (self._housekeeping, "cwatch-housekeeping")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         if serve_http:
             host, port = parse_host_port(self.config.collector.listen, "listen")
-            self._http = start_http_server(port, addr=host, registry=self.metrics.registry)
-            log.info("serving /metrics on http://%s:%d/metrics", host, port)
+            self.api = ApiServer(self.state, self.metrics.registry, host, port,
+                                 health=self.health)
+            self.api.start()
+            log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
         connect_async(self._client, broker, persistent_session=True)
         self._client.loop_start()
@@ -64,15 +93,34 @@ class Collector:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every accepted sample reached the state store (and the TSDB, if on)."""
+        deadline = time.monotonic() + timeout
+        while self._samples.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return self.tsdb is None or self.tsdb.flush(max(0.0, deadline - time.monotonic()))
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": self._connected.is_set(), "broker_connected": self._connected.is_set(),
+                "state_queue": self._samples.qsize()}
+
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-        if self._http is not None:
-            server, thread = self._http
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-            self._http = None
+        self._stop.set()
+        self._samples.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._persist_dedup()
+        if self.tsdb is not None:
+            self.tsdb.stop(timeout_s=10)
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+
+    # --- MQTT thread -------------------------------------------------------------------
 
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -99,10 +147,50 @@ class Collector:
             if self._on_reject is not None:
                 self._on_reject(rejection)
         for sample in decoded.samples:
+            if not self._dedup.known(sample.site, sample.device):
+                # First sight since start: what this device sent before a restart is on disk.
+                self._dedup.load(sample.site, sample.device,
+                                 self.state.seen_ranges(sample.site, sample.device))
+            if not self._dedup.is_new(sample.site, sample.device, sample.seq):
+                self.metrics.duplicates.inc()
+                continue
             self.metrics.accepted.labels(sample.channel).inc()
-            for sink in self._sinks:
-                try:
+            if self.tsdb is not None:
+                self.tsdb.submit(sample)
+            self._samples.put(sample)
+            self.metrics.state_queue.set(self._samples.qsize())
+
+    # --- worker threads ----------------------------------------------------------------
+
+    def _state_worker(self) -> None:
+        while True:
+            sample = self._samples.get()
+            try:
+                if sample is None:
+                    return
+                self.state.apply(sample)
+                for sink in self._sinks:
                     sink(sample)
-                except Exception:  # a sink's bug must not stop ingest; it is logged in full
-                    log.exception("sink %r failed on a sample from %s/%s", sink, sample.site,
-                                  sample.device)
+            except Exception:  # one bad sample or sink bug must not stop the worker
+                log.exception("state update failed for a %s sample from %s/%s",
+                              sample.channel if sample else "?",
+                              sample.site if sample else "?", sample.device if sample else "?")
+            finally:
+                self._samples.task_done()
+                self.metrics.state_queue.set(self._samples.qsize())
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(HOUSEKEEPING_S):
+            try:
+                self._persist_dedup()
+                silent = self.state.mark_silent(
+                    intervals=self.config.collector.silence_intervals)
+                if silent:
+                    log.info("%d device(s) went silent: %s", len(silent),
+                             ", ".join(f"{s}/{d}" for s, d in silent[:10]))
+            except Exception:
+                log.exception("housekeeping failed; retrying in %g s", HOUSEKEEPING_S)
+
+    def _persist_dedup(self) -> None:
+        for (site, device), ranges in self._dedup.take_dirty().items():
+            self.state.save_seen_ranges(site, device, ranges)

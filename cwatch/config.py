@@ -172,8 +172,10 @@ class BrokerURL:
 
 
 def parse_host_port(value: str, what: str) -> Tuple[str, int]:
-    """'HOST:PORT' (or '[v6]:PORT') to a tuple; raises ValueError naming `what`."""
+    """'HOST:PORT' (or '[v6]:PORT') to a tuple; raises ValueError naming `what`.
+
+    Port 0 is allowed: the operating system picks a free port (tests, the demo)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{what} {value!r} must be HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig, AgentSection, ProbesSection
 from agent.service import Agent
-from collector.config import CollectorConfig, CollectorSection
+from collector.config import CollectorConfig, CollectorSection, TsdbSection
 from collector.ingest import Sample
 from collector.service import Collector
 from cwatch.mqtt import BrokerConfig
@@ -53,7 +53,9 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     collector_config = CollectorConfig(
         collector=CollectorSection(client_id="cwatch-demo-collector", listen=listen,
                                    state_path=str(output / "state.db")),
-        broker=broker_config)
+        broker=broker_config,
+        # The time-series store joins the demo with the simulator (issue 5).
+        tsdb=TsdbSection(enabled=False))
     devices: dict[tuple[str, str], Sample] = {}
     collector = Collector(collector_config,
                           sinks=[lambda s: devices.__setitem__((s.site, s.device), s)])
@@ -70,8 +72,9 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    print(f"commune-watch demo: broker {broker.url}, collector metrics "
-          f"http://{listen}/metrics, agent {SITE}/{_device_id()} every {AGENT_INTERVAL_S:g} s")
+    print(f"commune-watch demo: broker {broker.url}, agent {SITE}/{_device_id()} every "
+          f"{AGENT_INTERVAL_S:g} s\n  devices: http://{listen}/api/devices\n"
+          f"  sites:   http://{listen}/api/sites\n  metrics: http://{listen}/metrics")
     print("Press Ctrl-C to stop." if duration_s is None else f"Running for {duration_s:g} s.")
     interactive = sys.stdout.isatty()
     deadline = None if duration_s is None else time.monotonic() + duration_s

@@ -54,6 +54,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing commune-watch[$extra] into .venv (a minute on a first run)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]" 2>&1 \
     | grep -v -e "BuildBackendWarning" -e "precedence" -e '^\s*!!' -e '^\s*\*\*\*' -e '^\s*$' \
-      -e "Please be careful" -e "name as your package" -e "WheelFile" || true
+      -e "Please be careful" -e "name as your package" -e "WheelFile" -e "is ignored: it is neither" || true
   touch "$stamp"
 fi

@@ -8,11 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from collector.config import CollectorConfig, CollectorSection
 from collector.ingest import Sample
-from collector.service import Collector
-from cwatch.mqtt import BrokerConfig
-from cwatch.procs import Mosquitto
 
 
 def agent_toml(path: Path, broker_url: str, data_dir: Path, *, interval_s: float = 1,
@@ -71,12 +67,3 @@ class Received:
         while not predicate():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.05)
-
-
-def start_collector(broker: Mosquitto, sink: Received, client_id: str) -> Collector:
-    config = CollectorConfig(collector=CollectorSection(client_id=client_id),
-                             broker=BrokerConfig(url=broker.url))
-    collector = Collector(config, sinks=[sink])
-    collector.start(serve_http=False)
-    assert collector.wait_connected(10)
-    return collector

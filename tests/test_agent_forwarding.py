@@ -11,7 +11,8 @@ import time
 import zlib
 from pathlib import Path
 
-from agent_helpers import Received, agent_toml, start_collector
+from agent_helpers import Received, agent_toml
+from collector_helpers import start_collector
 
 from agent import config as agent_config
 from agent.forwarder import Forwarder
@@ -38,7 +39,7 @@ class RecordingAgent(Agent):
 def test_broker_outage_loses_nothing_and_backfills_in_order(mosquitto: Mosquitto,
                                                             tmp_path: Path) -> None:
     received = Received()
-    collector = start_collector(mosquitto, received, "fwd-collector")
+    collector = start_collector(mosquitto, tmp_path, "fwd-collector", sinks=[received])
     config = agent_config.load(agent_toml(tmp_path / "agent.toml", mosquitto.url,
                                           tmp_path / "data"), {})
     agent = RecordingAgent(config)
@@ -100,7 +101,7 @@ def prefill(data_dir: Path, count: int) -> dict[int, float]:
 
 def test_agent_killed_mid_flush_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
     received = Received()
-    collector = start_collector(mosquitto, received, "kill-collector")
+    collector = start_collector(mosquitto, tmp_path, "kill-collector", sinks=[received])
     data_dir = tmp_path / "data"
     produced = prefill(data_dir, 3000)
     config = agent_toml(tmp_path / "agent.toml", mosquitto.url, data_dir, interval_s=60,

@@ -18,36 +18,26 @@ import pytest
 import samples
 from agent_helpers import agent_toml
 from bad_messages import cases
+from collector_helpers import start_collector
 from mqtt_helpers import Publisher
 from paho.mqtt.client import topic_matches_sub
 from prometheus_client.parser import text_string_to_metric_families
 from schema_mutations import mutations
 
-from collector.config import CollectorConfig, CollectorSection
 from collector.ingest import Rejection, Sample
-from collector.service import Collector
 from cwatch import protocol
-from cwatch.mqtt import BrokerConfig
 from cwatch.procs import Mosquitto, free_port, wait_for_port
-
-
-def start_collector(broker: Mosquitto, results: queue.Queue, client_id: str) -> Collector:
-    config = CollectorConfig(collector=CollectorSection(client_id=client_id),
-                             broker=BrokerConfig(url=broker.url))
-    collector = Collector(config, sinks=[results.put], on_reject=results.put)
-    collector.start(serve_http=False)
-    assert collector.wait_connected(10), "collector did not connect"
-    return collector
 
 
 def next_result(results: queue.Queue) -> Sample | Rejection:
     return results.get(timeout=10)
 
 
-def test_every_valid_and_invalid_message_through_the_broker(shared_mosquitto: Mosquitto
-                                                            ) -> None:
+def test_every_valid_and_invalid_message_through_the_broker(shared_mosquitto: Mosquitto,
+                                                            tmp_path: Path) -> None:
     results: queue.Queue = queue.Queue()
-    collector = start_collector(shared_mosquitto, results, "e2e-collector")
+    collector = start_collector(shared_mosquitto, tmp_path, "e2e-collector",
+                                sinks=[results.put], on_reject=results.put)
     publisher = Publisher(shared_mosquitto.host, shared_mosquitto.port)
     schema = protocol.load_schema()
     try:
@@ -99,10 +89,11 @@ def test_every_valid_and_invalid_message_through_the_broker(shared_mosquitto: Mo
         collector.stop()
 
 
-def test_messages_sent_while_collector_is_down_arrive_after_restart(mosquitto: Mosquitto
-                                                                    ) -> None:
+def test_messages_sent_while_collector_is_down_arrive_after_restart(mosquitto: Mosquitto,
+                                                                    tmp_path: Path) -> None:
     results: queue.Queue = queue.Queue()
-    collector = start_collector(mosquitto, results, "restart-collector")
+    collector = start_collector(mosquitto, tmp_path, "restart-collector", sinks=[results.put],
+                                on_reject=results.put)
     collector.stop()
     publisher = Publisher(mosquitto.host, mosquitto.port)
     try:
@@ -111,7 +102,8 @@ def test_messages_sent_while_collector_is_down_arrive_after_restart(mosquitto: M
                               protocol.encode(samples.envelope("metrics", seq=seq)))
     finally:
         publisher.close()
-    collector = start_collector(mosquitto, results, "restart-collector")
+    collector = start_collector(mosquitto, tmp_path, "restart-collector", sinks=[results.put],
+                                on_reject=results.put)
     try:
         got = sorted(next_result(results).seq for _ in range(20))
         assert got == list(range(20))
@@ -132,7 +124,8 @@ def test_collector_command_serves_metrics_and_stops_on_sigterm(mosquitto: Mosqui
     proc = subprocess.Popen(
         [sys.executable, "-m", "cwatch", "collector", "--broker", mosquitto.url,
          "--listen", f"127.0.0.1:{port}", "--state", str(tmp_path / "state.db")],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "CWATCH_TSDB_ENABLED": "false"})
     try:
         wait_for_port("127.0.0.1", port, 15, proc)
         metrics_url = f"http://127.0.0.1:{port}/metrics"
@@ -145,7 +138,8 @@ def test_collector_command_serves_metrics_and_stops_on_sigterm(mosquitto: Mosqui
                               protocol.encode(samples.envelope("status")))
             time.sleep(0.2)
         before = scrape(metrics_url)
-        publisher.publish(samples.topic("metrics"), protocol.encode(samples.envelope("metrics")))
+        publisher.publish(samples.topic("metrics"),
+                          protocol.encode(samples.envelope("metrics", seq=50)))
         publisher.publish(samples.topic("metrics"), b"{not json")
         publisher.publish(samples.topic("metrics", device="pc-x"),
                           protocol.encode(samples.envelope("metrics")))
@@ -177,7 +171,8 @@ def test_collector_command_serves_metrics_and_stops_on_sigterm(mosquitto: Mosqui
 def test_agent_publishes_status_inventory_metrics_and_offline(
         mosquitto: Mosquitto, tmp_path: Path, signal_to_send: signal.Signals) -> None:
     results: queue.Queue = queue.Queue()
-    collector = start_collector(mosquitto, results, "agent-test-collector")
+    collector = start_collector(mosquitto, tmp_path, "agent-test-collector", sinks=[results.put],
+                                on_reject=results.put)
     agent = subprocess.Popen(
         [sys.executable, "-m", "cwatch", "agent", "--config",
          str(agent_toml(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", tmp_path / "x")),
