@@ -77,8 +77,29 @@ class _Reject(Exception):
         self.reason, self.detail, self.field = reason, detail, field
 
 
+def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
+    """The schema with every local `$ref` replaced by a copy of its definition.
+
+    fastjsonschema turns a `$ref` into a function call whose error-message argument is
+    built eagerly with `str.format(**locals())`; inside list items that cost 70 % of
+    the validation time. Our definitions are not recursive, so inlining is safe."""
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/definitions/"):
+        return _inline_refs(definitions[ref.removeprefix("#/definitions/")], definitions)
+    return {key: _inline_refs(value, definitions) for key, value in node.items()
+            if key != "definitions"}
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(_inline_refs(schema, schema["definitions"]))
+
+
 def _compile_validators(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
-    validators = {ch: fastjsonschema.compile(protocol.channel_schema(schema, ch))
+    validators = {ch: _compile(protocol.channel_schema(schema, ch))
                   for ch in protocol.CHANNELS if ch != protocol.BATCH}
     # The batch shell checks only the list; each item then goes through its own
     # channel's validator so that a bad item does not sink its neighbours.
@@ -88,7 +109,7 @@ def _compile_validators(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any
         "type": "object", "required": ["channel"],
         "properties": {"channel": {"enum": list(protocol.BATCHABLE_CHANNELS)}},
     }
-    validators[protocol.BATCH] = fastjsonschema.compile(shell)
+    validators[protocol.BATCH] = _compile(shell)
     return validators
 
 
