@@ -74,9 +74,6 @@ class Deduplicator:
         with self._lock:
             self._devices[(site, device)] = SeqRanges(ranges)
 
-    def known(self, site: str, device: str) -> bool:
-        return (site, device) in self._devices
-
     def is_new(self, site: str, device: str, seq: int) -> bool:
         key = (site, device)
         with self._lock:

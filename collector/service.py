@@ -3,18 +3,20 @@
     mosquitto --(QoS 1, persistent session)--> on_message (MQTT thread)
         -> Decoder (ingest.py): validate ---> Rejection -> counter{reason}, rate-limited log
         -> Deduplicator (dedup.py): (site, device, seq) seen? -> counter, dropped
-        -> TimeSeriesWriter.submit (store/timeseries.py): lines queued, written in batches
-           by its own thread to VictoriaMetrics / InfluxDB
-        -> state queue -> state worker thread -> StateStore.apply (store/state.py, SQLite)
-                                              -> sinks (rules, tests, the demo)
+        -> pending deque -> store worker thread, up to 500 samples at a time:
+              -> TimeSeriesWriter.submit (store/timeseries.py): lines queued, written in
+                 batches by its own thread to VictoriaMetrics / InfluxDB
+              -> StateStore.apply_many (store/state.py, SQLite, one transaction)
+              -> sinks (rules, tests, the demo)
     housekeeping thread: silent devices -> offline; de-duplication ranges -> state store
     ApiServer (api.py): /metrics, /healthz, /api/*, /probe/blob
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 SampleSink = Callable[[Sample], None]
 RejectSink = Callable[[Rejection], None]
 HOUSEKEEPING_S = 10.0
+# One SQLite transaction for up to this many samples: a commit costs as much as three
+# samples' updates. The worker looks for work this often when it has none.
+STORE_BATCH = 500
+STORE_POLL_S = 0.02
 
 
 class Collector:
@@ -47,6 +53,9 @@ class Collector:
         self._decoder = Decoder()
         self._dedup = Deduplicator()
         self.state = StateStore(config.collector.state_path)
+        # What each device sent before a restart, so its re-sends count as duplicates.
+        for (site, device), ranges in self.state.all_seen_ranges().items():
+            self._dedup.load(site, device, ranges)
         self.metrics.registry.register(FleetCollector(self.state.counts_by_site))
         tsdb = config.tsdb
         self.tsdb = TimeSeriesWriter(tsdb.url, tsdb.org, tsdb.bucket, tsdb.token,
@@ -54,11 +63,19 @@ class Collector:
         self._sinks = list(sinks or [])
         self._on_reject = on_reject
         self._reject_log = RateLimitedLog(log)
-        self._samples: queue.Queue[Sample | None] = queue.Queue()
+        # MQTT thread -> store worker. A deque and a polling worker, not a Queue: a
+        # Condition per message (and the thread switch it causes) cost more than the
+        # decoding itself. Counters instead of task_done, for wait_idle().
+        self._pending: collections.deque[Sample] = collections.deque()
+        self._handed_over = 0  # written by the MQTT thread only
+        self._stored = 0  # written by the store worker only
+        self.metrics.state_queue.set_function(lambda: len(self._pending))
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.api: ApiServer | None = None
+        self._accepted = {channel: self.metrics.accepted.labels(channel)
+                          for channel in protocol.CHANNELS if channel != protocol.BATCH}
         self._client = make_client(config.broker, config.collector.client_id,
                                    persistent_session=True)
         self._client.on_connect = self._handle_connect
@@ -73,7 +90,7 @@ class Collector:
     def start(self, *, serve_http: bool = True) -> None:
         if self.tsdb is not None:
             self.tsdb.start()
-        for target, name in ((self._state_worker, "cwatch-state"),
+        for target, name in ((self._store_worker, "cwatch-store"),
                              (self._housekeeping, "cwatch-housekeeping")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -96,7 +113,7 @@ class Collector:
     def wait_idle(self, timeout: float) -> bool:
         """True once every accepted sample reached the state store (and the TSDB, if on)."""
         deadline = time.monotonic() + timeout
-        while self._samples.unfinished_tasks:
+        while self._stored < self._handed_over:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
@@ -104,13 +121,12 @@ class Collector:
 
     def health(self) -> dict[str, Any]:
         return {"ok": self._connected.is_set(), "broker_connected": self._connected.is_set(),
-                "state_queue": self._samples.qsize()}
+                "state_queue": len(self._pending)}
 
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-        self._stop.set()
-        self._samples.put(None)
+        self._stop.set()  # the store worker empties the deque, then ends
         for thread in self._threads:
             thread.join(timeout=30)
         self._persist_dedup()
@@ -147,37 +163,45 @@ class Collector:
             if self._on_reject is not None:
                 self._on_reject(rejection)
         for sample in decoded.samples:
-            if not self._dedup.known(sample.site, sample.device):
-                # First sight since start: what this device sent before a restart is on disk.
-                self._dedup.load(sample.site, sample.device,
-                                 self.state.seen_ranges(sample.site, sample.device))
             if not self._dedup.is_new(sample.site, sample.device, sample.seq):
                 self.metrics.duplicates.inc()
                 continue
-            self.metrics.accepted.labels(sample.channel).inc()
-            if self.tsdb is not None:
-                self.tsdb.submit(sample)
-            self._samples.put(sample)
-            self.metrics.state_queue.set(self._samples.qsize())
+            self._accepted[sample.channel].inc()
+            self._pending.append(sample)
+            self._handed_over += 1
 
     # --- worker threads ----------------------------------------------------------------
 
-    def _state_worker(self) -> None:
+    def _store_worker(self) -> None:
         while True:
-            sample = self._samples.get()
-            try:
-                if sample is None:
+            stopping = self._stop.is_set()  # read before draining: nothing is left behind
+            batch = self._take_batch()
+            if not batch:
+                if stopping:
                     return
-                self.state.apply(sample)
-                for sink in self._sinks:
-                    sink(sample)
-            except Exception:  # one bad sample or sink bug must not stop the worker
-                log.exception("state update failed for a %s sample from %s/%s",
-                              sample.channel if sample else "?",
-                              sample.site if sample else "?", sample.device if sample else "?")
+                time.sleep(STORE_POLL_S)
+                continue
+            try:
+                if self.tsdb is not None:
+                    for sample in batch:
+                        self.tsdb.submit(sample)
+                for sample, exc in self.state.apply_many(batch):
+                    log.error("state update failed for a %s sample from %s/%s: %s",
+                              sample.channel, sample.site, sample.device, exc)
+                for sample in batch:
+                    for sink in self._sinks:
+                        sink(sample)
+            except Exception:  # a database or sink failure must not stop the worker
+                log.exception("storing %d sample(s) failed", len(batch))
             finally:
-                self._samples.task_done()
-                self.metrics.state_queue.set(self._samples.qsize())
+                self._stored += len(batch)
+
+    def _take_batch(self) -> list[Sample]:
+        batch: list[Sample] = []
+        with contextlib.suppress(IndexError):
+            while len(batch) < STORE_BATCH:
+                batch.append(self._pending.popleft())
+        return batch
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(HOUSEKEEPING_S):
@@ -192,5 +216,4 @@ class Collector:
                 log.exception("housekeeping failed; retrying in %g s", HOUSEKEEPING_S)
 
     def _persist_dedup(self) -> None:
-        for (site, device), ranges in self._dedup.take_dirty().items():
-            self.state.save_seen_ranges(site, device, ranges)
+        self.state.save_seen_ranges(self._dedup.take_dirty())
