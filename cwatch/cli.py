@@ -66,7 +66,8 @@ def _run_collector(args: argparse.Namespace) -> int:
     overrides = {
         "collector": {"listen": args.listen, "state_path": args.state},
         "broker": {"url": args.broker},
-        "tsdb": {"url": args.tsdb},
+        "tsdb": ({"enabled": False} if args.tsdb == "off"
+                 else {"url": args.tsdb, "enabled": True if args.tsdb else None}),
     }
     config = collector_config.load(args.config, overrides)
     logutil.setup(config.collector.log_level)
@@ -133,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     collector = sub.add_parser(
         "collector", help="run the collector (Python 3.11+)",
-        description="Subscribe to every agent's messages, validate them, and serve /metrics. "
-                    "Options given here override the config file.",
+        description="Subscribe to every agent's messages, validate and de-duplicate them, "
+                    "write time series (VictoriaMetrics or InfluxDB) and device state "
+                    "(SQLite), and serve /metrics and the JSON API. Options given here "
+                    "override the config file.",
         epilog="Example: cwatch collector --broker mqtt://127.0.0.1:1883 --listen "
                "0.0.0.0:9555\n         cwatch collector --config /etc/cwatch/collector.toml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,10 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port")
     collector.add_argument("--tsdb", metavar="URL",
                            help="InfluxDB-v2-compatible write endpoint, e.g. "
-                                "http://127.0.0.1:8428 (VictoriaMetrics)")
+                                "http://127.0.0.1:8428 (VictoriaMetrics); 'off' keeps only "
+                                "the device state")
     collector.add_argument("--listen", metavar="HOST:PORT",
-                           help="address of the HTTP server for /metrics (default "
-                                "127.0.0.1:9555)")
+                           help="address of the HTTP server for /metrics and /api "
+                                "(default 127.0.0.1:9555)")
     collector.add_argument("--state", metavar="PATH",
                            help="device state database (default ./cwatch-state.db)")
     collector.set_defaults(run=_run_collector)
