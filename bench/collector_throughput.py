@@ -1,15 +1,19 @@
 """Collector ingest speed through a real mosquitto, next to the ceiling of a bare
 paho subscriber on the same stream.
 
-Phase 1 (flood): publishers send N realistic metrics envelopes (about 1 KB each,
-many devices, QoS 1) as fast as they can; we time how fast the collector accepts
-them, with storage on (SQLite state + VictoriaMetrics, when installed) and off.
-Phase 2 (paced): a steady load below capacity; we report publish-to-stored
-latency percentiles (stored = applied to the state store; the time-series write
-latency is the collector's own cwatch_tsdb_write_seconds histogram).
-The ceiling: a bare paho subscriber that only receives and json.loads.
+Drain: N realistic metrics envelopes (about 720 bytes, 5,000 devices, QoS 1) are
+queued in the broker for the consumer's persistent session while it is away, then
+the consumer connects and we time how fast it takes them in (this is also what a
+collector faces after a restart). Consumers: the bare subscriber (paho + json.loads,
+the ceiling), the collector with its state store, and the collector with state and
+VictoriaMetrics. "Stored" means applied to the state store (and, with the TSDB, the
+collector waits until every line is written before the clock stops).
 
-    .venv/bin/python bench/collector_throughput.py --messages 100000
+Paced: publishers send at a steady rate (default 500/s, about eight times a
+province's load) while the collector runs; we report publish-to-stored latency
+percentiles. Each consumer runs in its own process; RSS is sampled every 0.2 s.
+
+    .venv/bin/python bench/collector_throughput.py --messages 40000
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
+import queue
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psutil
@@ -47,13 +54,13 @@ def envelope(i: int, ts: float) -> tuple[str, bytes]:
     return protocol.topic_for(site, device, "metrics"), protocol.encode(env)
 
 
-def publisher(port: int, start: int, count: int, rate: float, ready: mp.Event) -> None:
+def publisher(port: int, start: int, count: int, rate: float, go: Any) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{start}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    ready.wait()
+    go.wait()
     began = time.monotonic()
     last = None
     for n in range(count):
@@ -64,115 +71,144 @@ def publisher(port: int, start: int, count: int, rate: float, ready: mp.Event) -
         topic, payload = envelope(start + n, time.time())
         last = client.publish(topic, payload, qos=1)
     if last is not None:
-        last.wait_for_publish(120)
+        last.wait_for_publish(300)
     client.disconnect()
     client.loop_stop()
 
 
-def bare_subscriber(port: int, expected: int, out: mp.Queue, subscribed: mp.Event) -> None:
+def bare_subscriber(port: int, expected: int, out: Any, away: Any, back: Any) -> None:
     got = [0]
-    first = [0.0]
     done = mp.Event()
 
     def on_message(client, userdata, message) -> None:
         json.loads(message.payload)
-        if got[0] == 0:
-            first[0] = time.monotonic()
         got[0] += 1
         if got[0] >= expected:
             done.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare")
-    client.on_message = on_message
-    client.connect("127.0.0.1", port)
+    def connect() -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare",
+                             clean_session=False)
+        client.on_message = on_message
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        return client
+
+    client = connect()
     client.subscribe(protocol.SUBSCRIPTION, qos=1)
-    client.loop_start()
     time.sleep(0.5)
-    subscribed.set()
+    client.disconnect()
+    client.loop_stop()
+    away.set()
+    back.wait()
+    cpu0, began = sum(os.times()[:2]), time.monotonic()
+    client = connect()
     done.wait(600)
-    out.put({"messages": got[0], "seconds": time.monotonic() - first[0]})
+    out.put({"messages": got[0], "seconds": time.monotonic() - began,
+             "cpu_s": sum(os.times()[:2]) - cpu0})
+    client.disconnect()
     client.loop_stop()
 
 
 def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: int,
-                     out: mp.Queue, subscribed: mp.Event) -> None:
+                     out: Any, away: Any, back: Any, drain: bool) -> None:
     from collector.config import CollectorConfig, CollectorSection, TsdbSection
     from collector.service import Collector
     from cwatch.mqtt import BrokerConfig
 
     latencies: list[float] = []
-    times: list[float] = []
 
     def sink(sample) -> None:
-        now = time.time()
-        latencies.append(now - sample.ts)
-        times.append(now)
+        latencies.append(time.time() - sample.ts)
 
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     config = CollectorConfig(
         collector=CollectorSection(client_id=f"bench-{Path(workdir).name}",
                                    state_path=str(Path(workdir) / "state.db")),
         broker=BrokerConfig(url=f"mqtt://127.0.0.1:{port}"),
         tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"))
-    collector = Collector(config, sinks=[sink])
-    collector.start(serve_http=False)
-    collector.wait_connected(10)
+
+    def start() -> Collector:
+        collector = Collector(config, sinks=[sink])
+        collector.start(serve_http=False)
+        collector.wait_connected(10)
+        return collector
+
+    collector = start()
     time.sleep(0.5)
-    subscribed.set()
+    if drain:
+        collector.stop()
+    away.set()
+    back.wait()
     proc = psutil.Process()
-    deadline = time.monotonic() + 600
+    cpu0, began = sum(proc.cpu_times()[:2]), time.monotonic()
+    if drain:
+        collector = start()
     rss = []
-    while len(times) < expected and time.monotonic() < deadline:
+    deadline = began + 900
+    while len(latencies) < expected and time.monotonic() < deadline:
         rss.append(proc.memory_info().rss)
         time.sleep(0.2)
-    collector.wait_idle(120)
-    cpu = sum(proc.cpu_times()[:2])
+    collector.wait_idle(300)
+    seconds = time.monotonic() - began
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
     collector.stop()
     latencies.sort()
-    out.put({"messages": len(times), "seconds": times[-1] - times[0] if times else 0,
-             "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
-             "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None,
-             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None,
+
+    def pct(p: float) -> float | None:
+        return 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * p))] \
+            if latencies else None
+
+    out.put({"messages": len(latencies), "seconds": seconds, "p50_ms": pct(0.5),
+             "p95_ms": pct(0.95), "p99_ms": pct(0.99),
              "rss_mb": max(rss) / 1e6 if rss else None, "cpu_s": cpu})
 
 
-def run(kind: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
-        tsdb_url: str | None, publishers: int) -> dict:
-    out: mp.Queue = mp.Queue()
-    subscribed = mp.Event()
-    if kind == "bare":
-        consumer = mp.Process(target=bare_subscriber, args=(broker.port, count, out, subscribed))
+def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
+        tsdb_url: str | None, publishers: int, offset: int) -> dict:
+    out: Any = mp.Queue()
+    away, back, go = mp.Event(), mp.Event(), mp.Event()
+    drain = not rate
+    if name == "bare":
+        consumer = mp.Process(target=bare_subscriber, args=(broker.port, count, out, away, back))
     else:
         consumer = mp.Process(target=collector_runner,
-                              args=(broker.port, str(workdir / kind), tsdb_url, count, out,
-                                    subscribed))
+                              args=(broker.port, str(workdir / f"c{offset}"), tsdb_url, count,
+                                    out, away, back, drain))
     consumer.start()
-    subscribed.wait(30)
-    ready = mp.Event()
+    away.wait(60)
     share = count // publishers
-    pubs = [mp.Process(target=publisher, args=(broker.port, i * share + kind_offset(kind),
-                                               share, rate / publishers, ready))
-            for i in range(publishers)]
+    pubs = [mp.Process(target=publisher, args=(broker.port, offset + i * share, share, rate /
+                                               publishers, go)) for i in range(publishers)]
     for p in pubs:
         p.start()
     time.sleep(1)
-    ready.set()
+    go.set()
+    if drain:  # everything queued in the broker first, then the consumer comes back
+        for p in pubs:
+            p.join()
+    back.set()
     for p in pubs:
         p.join()
-    result = out.get(timeout=900)
-    consumer.join(30)
+    deadline = time.monotonic() + 1200
+    while True:
+        try:
+            result = out.get(timeout=1)
+            break
+        except queue.Empty:
+            if not consumer.is_alive() or time.monotonic() > deadline:
+                raise SystemExit(f"{name}: the consumer died or hung; see above") from None
+    consumer.join(60)
     return result
-
-
-def kind_offset(kind: str) -> int:
-    # Each run uses its own seq range so de-duplication never hides a message.
-    return {"bare": 0, "collector": 10**8, "collector+tsdb": 2 * 10**8}.get(kind, 3 * 10**8)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--paced-rate", type=float, default=2000.0)
-    parser.add_argument("--paced-seconds", type=float, default=20.0)
+    parser.add_argument("--messages", type=int, default=40_000,
+                        help="messages per drain run (default 40000)")
+    parser.add_argument("--paced-rate", type=float, default=500.0,
+                        help="messages/s of the latency run (default 500)")
+    parser.add_argument("--paced-seconds", type=float, default=30.0)
     parser.add_argument("--publishers", type=int, default=2)
     args = parser.parse_args()
     rows = []
@@ -187,35 +223,36 @@ def main() -> int:
             print(f"VictoriaMetrics not started ({exc}); storage runs without it",
                   file=sys.stderr)
         try:
-            flood = [("bare", None), ("collector", None)]
+            runs = [("bare", None, 0.0), ("collector, state", None, 0.0)]
             if vm is not None:
-                flood.append(("collector+tsdb", vm.url))
-            for kind, url in flood:
-                print(f"flood: {kind}, {args.messages} messages", file=sys.stderr)
-                rows.append((f"flood, {kind}", run(kind, broker, workdir, args.messages, 0, url,
-                                                   args.publishers)))
-            paced = int(args.paced_rate * args.paced_seconds)
-            kind = "collector+tsdb" if vm is not None else "collector"
-            print(f"paced: {kind}, {args.paced_rate:g}/s", file=sys.stderr)
-            rows.append((f"paced {args.paced_rate:g}/s, {kind}",
-                         run(kind + "-paced", broker, workdir, paced, args.paced_rate,
-                             vm.url if vm else None, args.publishers)))
+                runs.append(("collector, state + VictoriaMetrics", vm.url, 0.0))
+            runs.append((f"collector paced {args.paced_rate:g}/s, state"
+                         + (" + VictoriaMetrics" if vm else ""),
+                         vm.url if vm else None, args.paced_rate))
+            for offset, (name, url, rate) in enumerate(runs):
+                count = int(args.paced_rate * args.paced_seconds) if rate else args.messages
+                print(f"{name}: {count} messages", file=sys.stderr)
+                # Own seq range per run, so de-duplication never hides a message.
+                rows.append((name, run(name, broker, workdir, count, rate, url,
+                                       args.publishers, offset * 10**8)))
         finally:
             if vm is not None:
                 vm.stop()
             broker.stop()
     print(f"\nMeasured {time.strftime('%Y-%m-%d')}, {psutil.cpu_count()} cores, "
-          f"{args.publishers} publisher processes, ~1 KB metrics envelopes, QoS 1:\n")
-    print("| run | messages | msg/s | p50 ms | p95 ms | p99 ms | RSS MB | CPU s |")
+          f"{args.publishers} publisher processes, {len(envelope(0, 0)[1])}-byte metrics "
+          "envelopes, QoS 1:\n")
+    print("| consumer | messages | msg/s | CPU µs/msg | p50 ms | p95 ms | p99 ms | RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         rate = r["messages"] / r["seconds"] if r["seconds"] else float("nan")
-        cells = [r.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "rss_mb", "cpu_s")]
+        cpu_us = 1e6 * r["cpu_s"] / r["messages"] if r["messages"] else float("nan")
+        cells = [r.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "rss_mb")]
         text = " | ".join("" if c is None else f"{c:.1f}" for c in cells)
-        print(f"| {name} | {r['messages']} | {rate:,.0f} | {text} |")
+        print(f"| {name} | {r['messages']} | {rate:,.0f} | {cpu_us:.0f} | {text} |")
     bare = rows[0][1]["messages"] / rows[0][1]["seconds"]
     for name, r in rows[1:]:
-        if name.startswith("flood"):
+        if "paced" not in name:
             print(f"\n{name}: {100 * r['messages'] / r['seconds'] / bare:.0f} % of the bare "
                   "subscriber's rate", end="")
     print()
