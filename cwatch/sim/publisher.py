@@ -8,6 +8,7 @@ connection is down and sends it on reconnect.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import zlib
 
@@ -33,6 +34,12 @@ class ConnectionPool:
             self._clients.append(client)
 
     def start(self, timeout_s: float = 15.0) -> None:
+        address = self.broker.address
+        try:  # one clear line now, rather than every connection retrying in the log
+            socket.create_connection((address.host, address.port), timeout=5).close()
+        except OSError as exc:
+            raise ConnectionError(f"cannot reach the broker at {address.host}:{address.port}: "
+                                  f"{exc.strerror or exc}") from None
         for client in self._clients:
             connect_async(client, self.broker, persistent_session=False)
             client.loop_start()
@@ -40,7 +47,6 @@ class ConnectionPool:
         while not all(c.is_connected() for c in self._clients):
             if time.monotonic() > deadline:
                 self.stop()
-                address = self.broker.address
                 raise ConnectionError(f"cannot connect to the broker at {address.host}:"
                                       f"{address.port} within {timeout_s:g} s")
             time.sleep(0.05)
