@@ -1,11 +1,13 @@
 """`cwatch demo`: a broker, the collector and an agent for this PC, on this machine.
 
 Everything runs on free loopback ports; Ctrl-C (or --duration) stops it all.
-The simulated fleet joins here when the simulator lands (issue 5).
+A simulated fleet (the simulator's default scenario: ten communes, 300 devices,
+one of each fault) replays its last two hours in the first minute, then runs live.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -22,9 +24,14 @@ from collector.ingest import Sample
 from collector.service import Collector
 from cwatch.mqtt import BrokerConfig
 from cwatch.procs import Mosquitto, ServerNotFound, free_port
+from cwatch.sim import fleet as sim_fleet
+from cwatch.sim import scenario as sim_scenario
+from cwatch.sim.publisher import ConnectionPool
+from cwatch.sim.runner import FleetRunner, SimClock
 
 SITE = "demo"
 AGENT_INTERVAL_S = 5.0
+FLEET_REPLAY_S, FLEET_SPEED = 2 * 3600.0, 120.0  # two hours of history in one minute
 
 
 def _device_id() -> str:
@@ -71,9 +78,22 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     agent_thread.start()
 
     stop = threading.Event()
+    start_ts = time.time() - FLEET_REPLAY_S
+    fleet = sim_fleet.build(sim_scenario.load(), seed=1, start_ts=start_ts)
+    (output / "truth.json").write_text(json.dumps(fleet.truth_document(), ensure_ascii=False,
+                                                  indent=1), encoding="utf-8")
+    pool = ConnectionPool(broker_config, 10, client_id_prefix="cwatch-demo-sim")
+    pool.start()
+    runner = FleetRunner(fleet, pool.publish, SimClock(start_ts, FLEET_SPEED))
+    fleet_thread = threading.Thread(target=runner.run, args=(stop,), name="demo-fleet",
+                                    daemon=True)
+    fleet_thread.start()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     print(f"commune-watch demo: broker {broker.url}, agent {SITE}/{_device_id()} every "
-          f"{AGENT_INTERVAL_S:g} s\n  devices: http://{listen}/api/devices\n"
+          f"{AGENT_INTERVAL_S:g} s, simulated fleet of {len(fleet.devices)} devices in "
+          f"{len(fleet.sites)} communes with {len(fleet.truth)} injected faults "
+          f"(replaying the last two hours in the first minute; truth: {output / 'truth.json'})"
+          f"\n  devices: http://{listen}/api/devices\n"
           f"  sites:   http://{listen}/api/sites\n  metrics: http://{listen}/metrics")
     print("Press Ctrl-C to stop." if duration_s is None else f"Running for {duration_s:g} s.")
     interactive = sys.stdout.isatty()
@@ -82,14 +102,24 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(min(2.0, max(0.0, (deadline or float("inf")) - time.monotonic())))
             totals = collector.metrics.totals()
-            line = (f"received {totals['received']:6.0f}  accepted {totals['accepted']:6.0f}  "
-                    f"rejected {totals['rejected']:4.0f}  devices seen {len(devices):4d}")
+            counts = collector.state.counts_by_site()
+            online = sum(c.get("online", 0) for c in counts.values())
+            offline = sum(c.get("offline", 0) for c in counts.values())
+            replay = "replaying" if runner.clock.now() < time.time() - 1 else "live"
+            line = (f"[{replay}] sites {len(counts):3d}  devices online {online:4d}  offline "
+                    f"{offline:3d}  accepted {totals['accepted']:7.0f}  rejected "
+                    f"{totals['rejected']:3.0f}  backfilled {runner.counts.backfilled:5d}")
             # A terminal gets one line updated in place; a log file gets whole lines.
             print("\r" + line if interactive else line, end="" if interactive else "\n",
                   flush=True)
     except KeyboardInterrupt:
         pass
     print("\nstopping...")
+    stop.set()
+    fleet_thread.join(timeout=10)
+    runner.finish()
+    pool.flush(30)
+    pool.stop()
     agent.stop()
     agent_thread.join(timeout=10)
     collector.stop()

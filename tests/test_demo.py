@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +18,18 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
         [sys.executable, "-m", "cwatch", "demo", "--duration", "8", "--output",
          str(tmp_path / "demo")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    counts = re.findall(r"accepted\s+(\d+)\s+rejected\s+(\d+)\s+devices seen\s+(\d+)",
-                        result.stdout)
-    accepted, rejected, devices = map(int, counts[-1])
-    assert accepted >= 3  # status, inventory and at least one metrics message
+    counts = re.findall(r"sites\s+(\d+)\s+devices online\s+(\d+)\s+offline\s+(\d+)\s+"
+                        r"accepted\s+(\d+)\s+rejected\s+(\d+)", result.stdout)
+    sites, online, offline, accepted, rejected = map(int, counts[-1])
+    truth = json.loads((tmp_path / "demo" / "truth.json").read_text(encoding="utf-8"))
+    assert sites == len(truth["sites"]) + 1  # the simulated communes and this PC's "demo"
+    assert online + offline == truth["devices"] + 1
+    assert accepted > truth["devices"] * 3  # status, inventory, metrics at least
     assert rejected == 0
-    assert devices == 1
+    state = sqlite3.connect(tmp_path / "demo" / "state.db")
+    this_pc = state.execute("SELECT COUNT(*) FROM devices WHERE site = 'demo' AND "
+                            "metrics_json IS NOT NULL").fetchone()
+    assert this_pc == (1,)  # the real agent's data, next to the simulated fleet
     assert "nothing left running" in result.stdout
     leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
                  and "cwatch-demo-broker" in " ".join(p.info["cmdline"] or [])]
