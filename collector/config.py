@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from collector import partition
 from cwatch.config import load as load_config
 from cwatch.config import parse_host_port
 from cwatch.mqtt import BrokerConfig
@@ -17,6 +18,10 @@ class CollectorSection:
     client_id: str = "cwatch-collector"
     # MQTT 5 shared subscription group; empty means a plain subscription.
     shared_group: str = ""
+    # Several collectors, each with its share of the sites (see collector/partition.py):
+    # "K/N" for the K-th of N, and the file listing every site of the province.
+    partition: str = ""
+    sites_file: str = ""
     listen: str = "127.0.0.1:9555"
     state_path: str = "cwatch-state.db"
     log_level: str = "info"
@@ -25,6 +30,12 @@ class CollectorSection:
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
+        if self.partition:
+            partition.parse(self.partition)
+            if not self.sites_file:
+                raise ValueError("partition needs sites_file, the list of every site")
+            if self.shared_group:
+                raise ValueError("use partition or shared_group, not both")
         if not self.client_id or len(self.client_id) > 128:
             raise ValueError("client_id must be 1-128 characters")
         if self.log_level not in ("debug", "info", "warning", "error"):

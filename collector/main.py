@@ -19,7 +19,10 @@ def run(config: CollectorConfig) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         collector = Collector(config)
-    except (OSError, sqlite3.Error, ValueError) as exc:
+    except ValueError as exc:  # the sites file of a partition
+        log.error("cannot start: %s", exc)
+        return 1
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
         log.error("cannot open the device state database %s: %s",
                   config.collector.state_path, exc)
         return 1

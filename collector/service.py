@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from collector import partition
 from collector.api import ApiServer
 from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
@@ -49,6 +50,7 @@ class Collector:
     def __init__(self, config: CollectorConfig, *, sinks: list[SampleSink] | None = None,
                  on_reject: RejectSink | None = None) -> None:
         self.config = config
+        self._topics = self.subscriptions()  # reads the sites file: fail before anything
         self.metrics = IngestMetrics()
         self._decoder = Decoder()
         self._dedup = Deduplicator()
@@ -82,10 +84,13 @@ class Collector:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
 
-    @property
-    def subscription(self) -> str:
-        group = self.config.collector.shared_group
-        return f"$share/{group}/{protocol.SUBSCRIPTION}" if group else protocol.SUBSCRIPTION
+    def subscriptions(self) -> list[str]:
+        section = self.config.collector
+        if section.partition:
+            return partition.topics(section.partition, section.sites_file)
+        if section.shared_group:
+            return [f"$share/{section.shared_group}/{protocol.SUBSCRIPTION}"]
+        return [protocol.SUBSCRIPTION]
 
     def start(self, *, serve_http: bool = True) -> None:
         if self.tsdb is not None:
@@ -142,8 +147,12 @@ class Collector:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        client.subscribe(self.subscription, qos=protocol.QOS)
-        log.info("connected; subscribed to %s (session present: %s)", self.subscription,
+        for start in range(0, len(self._topics), partition.SUBSCRIBE_CHUNK):
+            chunk = self._topics[start:start + partition.SUBSCRIBE_CHUNK]
+            client.subscribe([(topic, protocol.QOS) for topic in chunk])
+        shown = self._topics[0] if len(self._topics) == 1 else (
+            f"{len(self._topics)} sites of partition {self.config.collector.partition}")
+        log.info("connected; subscribed to %s (session present: %s)", shown,
                  flags.session_present)
         self._connected.set()
 

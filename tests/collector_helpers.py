@@ -13,11 +13,12 @@ from cwatch.procs import Mosquitto
 
 def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
                     sinks: list[Callable] | None = None, on_reject: Callable | None = None,
-                    tsdb_url: str | None = None, serve_http: bool = False) -> Collector:
+                    tsdb_url: str | None = None, serve_http: bool = False,
+                    **section: str) -> Collector:
     """Without tsdb_url the time-series writer is off (no VictoriaMetrics needed)."""
     config = CollectorConfig(
         collector=CollectorSection(client_id=client_id, listen="127.0.0.1:0",
-                                   state_path=str(state_dir / f"{client_id}.db")),
+                                   state_path=str(state_dir / f"{client_id}.db"), **section),
         broker=BrokerConfig(url=broker.url),
         tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"))
     collector = Collector(config, sinks=sinks, on_reject=on_reject)
