@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -31,6 +31,11 @@ class IngestMetrics:
         self.state_queue = Gauge(
             "cwatch_state_queue_samples", "Accepted samples waiting for the device state store",
             registry=self.registry)
+        self.delay = Histogram(
+            "cwatch_ingest_delay_seconds",
+            "From a live sample's own time (agent clock) to stored in the state store; "
+            "backfilled batch items are left out", registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
         # Pre-create every label so a dashboard sees 0 rather than no series.
         for channel in CHANNELS:
             if channel != "batch":

@@ -197,7 +197,10 @@ class Collector:
                 for sample, exc in self.state.apply_many(batch):
                     log.error("state update failed for a %s sample from %s/%s: %s",
                               sample.channel, sample.site, sample.device, exc)
+                stored_at = time.time()
                 for sample in batch:
+                    if not sample.from_batch:
+                        self.metrics.delay.observe(max(0.0, stored_at - sample.ts))
                     for sink in self._sinks:
                         sink(sample)
             except Exception:  # a database or sink failure must not stop the worker

@@ -109,6 +109,8 @@ def test_live_and_backfilled_samples_are_stored_at_their_own_time(
         assert scraped[("cwatch_tsdb_queue_lines", ())] == 0
         assert scraped[("cwatch_tsdb_lines_written_total", ())] > 0
         assert scraped[("cwatch_tsdb_write_seconds_count", ())] >= 1
+        # Only the live samples (status, metrics) count towards the ingest delay.
+        assert scraped[("cwatch_ingest_delay_seconds_count", ())] == 2
     finally:
         publisher.close()
         collector.stop()

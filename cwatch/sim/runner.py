@@ -85,8 +85,10 @@ class FleetRunner:
         for index, state in enumerate(self._states):
             spread = _fraction(fleet.seed, state.device, "start")
             for channel, every in self._every.items():
-                first = fleet.start_ts + (0.0 if channel == protocol.INVENTORY
-                                          else spread * min(every, scenario.interval_s))
+                # The first message of any channel brings status and inventory with it
+                # (as an agent's connect does), so the inventory's own turn is a day later.
+                first = fleet.start_ts + spread * min(every, scenario.interval_s) + (
+                    every if channel == protocol.INVENTORY else 0.0)
                 self._queue.append((first, index, channel))
         heapq.heapify(self._queue)
 
