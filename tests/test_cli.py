@@ -25,7 +25,8 @@ def cwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                   "--print", "Example"]),
     (("collector",), ["--config", "--broker", "--tsdb", "--listen", "--state", "Example"]),
     (("demo",), ["--duration", "Ctrl-C"]),
-    (("sim",), ["Not built yet"]),
+    (("sim",), ["--broker", "--devices", "--sites", "--seed", "--scenario", "--truth",
+                 "--duration", "--start", "--speed", "Examples"]),
     (("report",), ["Not built yet"]),
     (("dashboards",), ["Not built yet"]),
 ])
@@ -42,7 +43,8 @@ def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
     (("agent", "--site", "x", "--device", "y", "--print"), "--print needs --once"),
     (("agent", "--once", "--print"), "[agent] site: missing required key"),
     (("collector", "--listen", "9555"), "listen '9555' must be HOST:PORT"),
-    (("sim",), "cwatch sim is not built yet"),
+    (("sim", "--speed", "0"), "argument --speed: '0' must be a positive number"),
+    (("sim", "--start", "yesterday"), "--start 'yesterday' must be now"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> None:
