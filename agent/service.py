@@ -84,10 +84,12 @@ class Agent:
                                 self._seq.next(), data)
         return protocol.topic_for(section.site, section.device, channel), env
 
-    def status(self, state: str) -> Message:
-        return self.message(protocol.STATUS, {
-            "state": state, "agent_version": cwatch.__version__,
-            "interval_s": self.config.agent.interval_s})
+    def status(self, state: str, reason: Optional[str] = None) -> Message:
+        data = {"state": state, "agent_version": cwatch.__version__,
+                "interval_s": self.config.agent.interval_s}  # type: Dict[str, Any]
+        if reason is not None:  # "shutdown" (clean stop) or "lost" (the Last Will)
+            data["reason"] = reason
+        return self.message(protocol.STATUS, data)
 
     def inventory(self) -> Message:
         asset = {k: getattr(self.config.asset, k)
@@ -176,7 +178,7 @@ class Agent:
         section = self.config.agent
         self.inventory()
         transport = Transport(self.config.broker, section.device,
-                              will=lambda: self._encoded(self.status("offline")),
+                              will=lambda: self._encoded(self.status("offline", "lost")),
                               on_connected=self._on_connected)
         self._transport = transport
         forwarder = Forwarder(self.queue, transport, section.site, section.device,
@@ -200,7 +202,7 @@ class Agent:
             for job in jobs:
                 job.join(timeout=30)
             forwarder.stop()
-            transport.stop(final=self._encoded(self.status("offline")))
+            transport.stop(final=self._encoded(self.status("offline", "shutdown")))
             self.queue.close()
 
     def _probe_job(self) -> None:

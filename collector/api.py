@@ -29,6 +29,9 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from collector.rules.spec import SEVERITIES
+from collector.store.findings import STATES as FINDING_STATES
+from collector.store.findings import FindingsStore
 from collector.store.state import STATUSES, StateStore
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,8 @@ def _stream(chunks: list[bytes], nbytes: int) -> Iterator[bytes]:
 
 def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter,
                health: Callable[[], dict[str, Any]] | None = None,
-               blob_max_bytes: int = 10_000_000) -> Flask:
+               blob_max_bytes: int = 10_000_000,
+               findings: FindingsStore | None = None) -> Flask:
     """The WSGI app; `requests` counts responses by route template and status code."""
     app = Flask("collector.api")
     # No redirects to a canonical URL: a client gets its answer or a JSON error.
@@ -144,6 +148,27 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
         _only_params()
         return jsonify(sites=state.sites())
 
+    @app.get("/api/findings")
+    def findings_list() -> Response:
+        _only_params("state", "site", "device", "finding", "severity", "limit", "offset")
+        if findings is None:
+            raise ApiError(404, "rules are off in this collector ([collector] rules = false)")
+        state_arg = request.args.get("state") or "active"
+        if state_arg not in FINDING_STATES:
+            raise ApiError(400, f"state must be one of {', '.join(FINDING_STATES)}, "
+                                f"not {state_arg[:40]!r}")
+        severity = request.args.get("severity") or None
+        if severity is not None and severity not in SEVERITIES:
+            raise ApiError(400, f"severity must be one of {', '.join(SEVERITIES)}, "
+                                f"not {severity[:40]!r}")
+        limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        offset = _int_param("offset", 0, 0, 10**12)
+        rows = findings.query(state=state_arg, site=request.args.get("site") or None,
+                              device=request.args.get("device") or None,
+                              finding=request.args.get("finding") or None, severity=severity,
+                              limit=limit, offset=offset)
+        return jsonify(findings=rows, count=len(rows), limit=limit, offset=offset)
+
     @app.get("/probe/blob")
     def probe_blob() -> Response:
         _only_params("bytes")
@@ -194,14 +219,16 @@ class ApiServer:
 
     def __init__(self, state: StateStore, registry: CollectorRegistry, host: str, port: int,
                  health: Callable[[], dict[str, Any]] | None = None,
-                 blob_max_bytes: int = 10_000_000, threads: int = 8) -> None:
+                 blob_max_bytes: int = 10_000_000, threads: int = 8,
+                 findings: FindingsStore | None = None) -> None:
         self._host, self._requested_port, self._threads = host, port, threads
         self._registry = registry
         # Registered while serving only, so a stopped server can be replaced by a new one
         # on the same registry without a duplicate-metric error.
         self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
                                  "template and status code", ["path", "code"], registry=None)
-        self.app = create_app(state, registry, self._requests, health, blob_max_bytes)
+        self.app = create_app(state, registry, self._requests, health, blob_max_bytes,
+                              findings)
         self._server: Any = None
         self._listener: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -27,6 +27,9 @@ class CollectorSection:
     log_level: str = "info"
     # A device is offline after this many of its intervals without a message (min 180 s).
     silence_intervals: float = 3.0
+    # Health and link rules (collector/rules/default.toml); rules_file overrides them.
+    rules: bool = True
+    rules_file: str = ""
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")

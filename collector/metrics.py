@@ -66,3 +66,17 @@ class FleetCollector(Collector):
             for status in ("online", "offline"):
                 family.add_metric([site, status], by_status.get(status, 0))
         yield family
+
+
+class FindingsCollector(Collector):
+    """Active findings by kind and severity, read from the findings table at scrape time."""
+
+    def __init__(self, active_counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._counts = active_counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("cwatch_findings_active", "Active findings by kind and "
+                                   "severity", labels=["finding", "severity"])
+        for (finding, severity), count in sorted(self._counts().items()):
+            family.add_metric([finding, severity], count)
+        yield family

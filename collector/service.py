@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from collector import partition
@@ -27,7 +28,10 @@ from collector.api import ApiServer
 from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
 from collector.ingest import Decoder, Rejection, Sample
-from collector.metrics import FleetCollector, IngestMetrics
+from collector.metrics import FindingsCollector, FleetCollector, IngestMetrics
+from collector.rules import spec as rule_spec
+from collector.rules.engine import RuleEngine
+from collector.store.findings import FindingsStore
 from collector.store.state import StateStore
 from collector.store.timeseries import TimeSeriesWriter
 from cwatch import protocol
@@ -62,7 +66,16 @@ class Collector:
         tsdb = config.tsdb
         self.tsdb = TimeSeriesWriter(tsdb.url, tsdb.org, tsdb.bucket, tsdb.token,
                                      registry=self.metrics.registry) if tsdb.enabled else None
-        self._sinks = list(sinks or [])
+        self.findings: FindingsStore | None = None
+        self.engine: RuleEngine | None = None
+        section = config.collector
+        if section.rules:
+            ruleset = rule_spec.load(Path(section.rules_file) if section.rules_file else None)
+            self.findings = FindingsStore(section.state_path)
+            self.engine = RuleEngine(ruleset, self.findings, self.state)
+            self.metrics.registry.register(FindingsCollector(self.findings.active_counts))
+        # The rules see each sample right after the state store has it.
+        self._sinks = ([self.engine.observe] if self.engine else []) + list(sinks or [])
         self._on_reject = on_reject
         self._reject_log = RateLimitedLog(log)
         # MQTT thread -> store worker. A deque and a polling worker, not a Queue: a
@@ -103,7 +116,7 @@ class Collector:
         if serve_http:
             host, port = parse_host_port(self.config.collector.listen, "listen")
             self.api = ApiServer(self.state, self.metrics.registry, host, port,
-                                 health=self.health)
+                                 health=self.health, findings=self.findings)
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
@@ -219,8 +232,11 @@ class Collector:
         while not self._stop.wait(HOUSEKEEPING_S):
             try:
                 self._persist_dedup()
+                now = time.time()
                 silent = self.state.mark_silent(
-                    intervals=self.config.collector.silence_intervals)
+                    now, intervals=self.config.collector.silence_intervals)
+                if self.engine is not None:
+                    self.engine.check_silence(now)
                 if silent:
                     log.info("%d device(s) went silent: %s", len(silent),
                              ", ".join(f"{s}/{d}" for s, d in silent[:10]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -179,3 +180,18 @@ def parse_host_port(value: str, what: str) -> Tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{what} {value!r} must be HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any, what: str) -> float:
+    """90, "90s", "30m", "2h", "1.5d" -> seconds; raises ValueError naming `what`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{what} {value!r} must be a duration like 90, \"30m\", \"2h\" "
+                         "or \"1d\"")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

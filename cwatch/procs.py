@@ -50,6 +50,20 @@ def find_binary(name: str, debian_package: str, extra_dirs: List[str]) -> str:
         f"{name} not found: install it with `sudo apt-get install {debian_package}`")
 
 
+def end_process(proc: subprocess.Popen, kill: bool = False, grace_s: float = 10.0) -> None:
+    """SIGTERM (or SIGKILL), wait up to grace_s, then SIGKILL if it is still there."""
+    if proc.poll() is None:
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Mosquitto:
     """A private mosquitto on a free loopback port; never touches a system broker."""
 
@@ -91,16 +105,7 @@ class Mosquitto:
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc, kill)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self.proc = None

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from cwatch.procs import find_binary, free_port
+from cwatch.procs import end_process, find_binary, free_port
 
 
 class VictoriaMetrics:
@@ -93,16 +93,7 @@ class VictoriaMetrics:
         """SIGTERM (VictoriaMetrics then writes its in-memory data to disk) or SIGKILL."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc, kill, grace_s=20)
         self.proc = None
 
     # --- HTTP helpers ------------------------------------------------------------------

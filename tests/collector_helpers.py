@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,3 +26,11 @@ def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
     collector.start(serve_http=serve_http)
     assert collector.wait_connected(10), "collector did not connect"
     return collector
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0,
+               what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout_s:g} s"
+        time.sleep(0.02)

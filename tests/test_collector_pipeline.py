@@ -16,7 +16,7 @@ from typing import Any
 
 import samples
 from bad_messages import cases
-from collector_helpers import start_collector
+from collector_helpers import start_collector, wait_until
 from mqtt_helpers import Publisher
 from paho.mqtt.client import topic_matches_sub
 from prometheus_client.parser import text_string_to_metric_families
@@ -124,7 +124,7 @@ def test_duplicates_are_dropped_also_across_a_restart(mosquitto: Mosquitto,
     try:
         publisher.publish(samples.topic("metrics"), first)
         publisher.publish(samples.topic("metrics"), first)  # a QoS 1 re-send
-        wait_for(lambda: collector.metrics.totals()["received"] == 2)
+        wait_until(lambda: collector.metrics.totals()["received"] == 2)
         assert collector.wait_idle(10)
         assert collector.metrics.totals()["accepted"] == 1
         assert collector.metrics.totals()["duplicate"] == 1
@@ -134,20 +134,13 @@ def test_duplicates_are_dropped_also_across_a_restart(mosquitto: Mosquitto,
         publisher.publish(samples.topic("metrics"), first)  # seen before the restart
         publisher.publish(samples.topic("metrics"),
                           protocol.encode(samples.envelope("metrics", seq=8)))
-        wait_for(lambda: collector.metrics.totals()["received"] == 2)
+        wait_until(lambda: collector.metrics.totals()["received"] == 2)
         assert collector.wait_idle(10)
         assert collector.metrics.totals()["duplicate"] == 1
         assert collector.metrics.totals()["accepted"] == 1
     finally:
         publisher.close()
         collector.stop()
-
-
-def wait_for(condition, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def garbage(rng: random.Random) -> list[tuple[str, bytes]]:
@@ -203,7 +196,7 @@ def test_a_garbage_burst_leaves_the_collector_up_and_the_good_stream_intact(
             attacker.publish(topic, payload)
         thread.join(60)
         assert not errors and not thread.is_alive()
-        wait_for(lambda: collector.metrics.totals()["received"] == good_count + len(bad), 60)
+        wait_until(lambda: collector.metrics.totals()["received"] == good_count + len(bad), 60)
         assert collector.wait_idle(30)
 
         totals = collector.metrics.totals()

@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from collector_helpers import start_collector
+from collector_helpers import start_collector, wait_until
 
 from cwatch import protocol
 from cwatch.procs import Mosquitto
@@ -287,13 +287,6 @@ def test_cwatch_sim_through_mosquitto_into_the_collector(mosquitto: Mosquitto,
         assert len(offline()) == 40
     finally:
         collector.stop()
-
-
-def wait_until(condition, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

@@ -42,7 +42,10 @@ STATUSES = (ONLINE, OFFLINE)
 # status_reason values: why the device has its current status.
 REASON_CONNECTED = "connected"  # an 'online' status message (the agent connected)
 REASON_DATA = "data"  # data arrived: first sight of the device, or back after a silence
-REASON_STATUS_OFFLINE = "lwt-or-clean"  # an 'offline' status: clean stop or Last Will
+REASON_STATUS_OFFLINE = "lwt-or-clean"  # an 'offline' status that does not say why
+REASON_SHUTDOWN = "shutdown"  # an 'offline' status with reason shutdown: a clean stop
+REASON_LOST = "lost"  # an 'offline' status with reason lost: the broker sent the Last Will
+OFFLINE_REASONS = (REASON_STATUS_OFFLINE, REASON_SHUTDOWN, REASON_LOST)
 REASON_SILENT = "silent"  # mark_silent(): nothing heard for too long
 
 SILENCE_FLOOR_S = 180.0
@@ -329,18 +332,20 @@ class StateStore:
                              "AND ts < ?", (dev["site"], dev["device"], dev["status_ts"]))
             previous = row.fetchone()[0]
         self._log_status(db, dev, sample, now)
+        offline_reason = {"shutdown": REASON_SHUTDOWN, "lost": REASON_LOST}.get(
+            sample.data.get("reason"), REASON_STATUS_OFFLINE)
         if dev["status_ts"] is None or ts > dev["status_ts"]:
-            reason = REASON_CONNECTED if state == ONLINE else REASON_STATUS_OFFLINE
+            reason = REASON_CONNECTED if state == ONLINE else offline_reason
             _set_status(dev, state, reason, ts)
             dev["status_ts"] = ts
-        elif (state == OFFLINE and dev["status_reason"] != REASON_STATUS_OFFLINE
+        elif (state == OFFLINE and dev["status_reason"] not in OFFLINE_REASONS
               and (previous is None or ts > previous)):
             # The Last Will of the current connection. The agent builds its Will when it
             # arms it (at start or at the previous disconnect), so its ts is older than
             # the 'online' of the connection it ends, yet newer than every status before
             # that 'online'; a genuinely stale 'offline' is older than those too. Its ts
             # says nothing about when the link died, so the arrival time stands in.
-            _set_status(dev, OFFLINE, REASON_STATUS_OFFLINE,
+            _set_status(dev, OFFLINE, offline_reason,
                         now if dev["status"] == ONLINE else dev["status_since"])
         # Anything else is an old status arriving late: it must not override a newer one.
 
@@ -565,6 +570,33 @@ class StateStore:
                 "FROM devices GROUP BY site ORDER BY site").fetchall()
         return [{"site": site, "devices_total": total, "online": online, "offline": offline,
                  "last_seen": last_seen} for site, total, online, offline, last_seen in rows]
+
+    def unexpected_reboots(self, site: str, device: str, since_ts: float,
+                           until_ts: float) -> int:
+        """Unexpected reboots whose boot time falls in [since_ts, until_ts] (sample time)."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM reboots WHERE site = ? AND device = ? AND unexpected = 1 "
+                "AND boot_ts >= ? AND boot_ts <= ?", (site, device, since_ts, until_ts)
+            ).fetchone()
+        return int(count)
+
+    def unreachable(self, older_than: float) -> list[tuple[str, str]]:
+        """Offline devices that did not say goodbye (silent, or their Last Will), since
+        before `older_than` (collector clock)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, device FROM devices WHERE status = 'offline' AND status_reason "
+                "IN (?, ?) AND status_since <= ? ORDER BY site, device",
+                (REASON_SILENT, REASON_LOST, older_than)).fetchall()
+        return [(site, device) for site, device in rows]
+
+    def site_devices(self, site: str) -> list[tuple[str, str, str, str | None]]:
+        """(device, status, status_reason, role) of every device of a site."""
+        with self._lock:
+            rows = self._db.execute("SELECT device, status, status_reason, role FROM devices "
+                                    "WHERE site = ?", (site,)).fetchall()
+        return [tuple(row) for row in rows]
 
     def counts_by_site(self) -> dict[str, dict[str, int]]:
         """{site: {status: devices}} for the cwatch_devices gauge."""

@@ -243,6 +243,7 @@ NOT_STORED: dict[str, dict[str, str]] = {
     },
     protocol.STATUS: {
         "agent_version": "text; see the `agent_version` label of `cwatch_inventory_info`",
+        "reason": "text; kept as the device's status reason in the state store",
     },
 }
 # A label that tells apart list items whose labels would otherwise be equal (two

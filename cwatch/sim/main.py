@@ -67,7 +67,7 @@ def run(broker_url: str, devices: int | None, sites: int | None, seed: int,
     with contextlib.suppress(KeyboardInterrupt):
         runner.run(stop, duration_s, progress=_progress)
     runner.finish()
-    flushed = pool.flush(60)
+    flushed = pool.flush(600)  # a country-size backlog in paho takes minutes to send
     pool.stop()
     counts = runner.counts
     print(f"cwatch sim: published {counts.messages} messages ({counts.envelopes} envelopes, "

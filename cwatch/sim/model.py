@@ -39,8 +39,12 @@ def boot_ts(device: Device, ts: float) -> float:
     return fault.start_ts + reboots * REBOOT_EVERY_S
 
 
-def status(device: Device, state: str, interval_s: float) -> dict[str, Any]:
-    return {"state": state, "agent_version": "sim", "interval_s": interval_s}
+def status(device: Device, state: str, interval_s: float,
+           reason: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"state": state, "agent_version": "sim", "interval_s": interval_s}
+    if reason is not None:
+        data["reason"] = reason
+    return data
 
 
 def metrics(fleet: Fleet, device: Device, ts: float, seq: int) -> dict[str, Any]:

@@ -131,8 +131,8 @@ class FleetRunner:
         if outage is not None:
             if not state.backlog:  # the link just dropped: the broker fires the Last Will
                 self._send(device, protocol.STATUS, self._envelope(
-                    state, ts, model.status(device, "offline", fleet.scenario.interval_s)),
-                    retain=True)
+                    state, ts, model.status(device, "offline", fleet.scenario.interval_s,
+                                            "lost")), retain=True)
             state.backlog.append(dict(env, channel=channel))
             self.counts.envelopes += 1
             return
@@ -200,7 +200,8 @@ class FleetRunner:
             if state.started and not state.gone and not state.backlog:
                 self._send(state.device, protocol.STATUS, self._envelope(
                     state, ts, model.status(state.device, "offline",
-                                            self.fleet.scenario.interval_s)), retain=True)
+                                            self.fleet.scenario.interval_s, "shutdown")),
+                    retain=True)
 
 
 def _fraction(seed: int, device: Device, what: str) -> float:

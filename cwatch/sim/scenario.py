@@ -6,13 +6,12 @@ Every mistake is a ScenarioError naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from cwatch import protocol
+from cwatch import config, protocol
 
 DEFAULT_PATH = Path(__file__).parent / "scenarios" / "default.toml"
 
@@ -24,8 +23,6 @@ PROVINCE_FAULTS = ("portal_slow",)
 FAULT_KINDS = DEVICE_FAULTS + SITE_FAULTS + PROVINCE_FAULTS
 ROLES = ("service-counter", "office", "server")  # plus one router per site, always
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 class ScenarioError(ValueError):
@@ -33,14 +30,10 @@ class ScenarioError(ValueError):
 
 
 def parse_duration(value: Any, what: str) -> float:
-    """90, "90s", "30m", "2h", "1.5d" -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ScenarioError(f"{what} {value!r} must be a duration like 90, \"30m\", \"2h\" "
-                            "or \"1d\"")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return config.parse_duration(value, what)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True)

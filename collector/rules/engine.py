@@ -1,0 +1,187 @@
+"""The rule engine: each accepted sample, in sample time, moves each (rule, device, item)
+through pending -> firing -> resolved; probes go to the link tracker; silence comes
+from the collector's housekeeping (the only judgement on the wall clock).
+
+    metrics/inventory sample -> quantities -> Rule.fires for `for` seconds -> open finding
+                                           -> Rule.clears (hysteresis)     -> resolve it
+    probe sample             -> LinkTracker (site windows, fault location)
+    housekeeping: silent devices -> device_silent, or site_unreachable for a whole site
+
+A sample older than the last one a rule judged for that device is left out of that
+rule (rules move forward in time; the state store still keeps it). Findings are in the
+findings table; on start the active ones are loaded back, so a restart neither
+duplicates nor forgets them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any
+
+from collector.ingest import Sample
+from collector.rules.links import LinkTracker
+from collector.rules.quantities import QUANTITIES, Pairs
+from collector.rules.spec import Rule, RuleSet
+from collector.store.findings import FindingsStore
+from collector.store.state import SILENCE_FLOOR_S, StateStore
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+SILENT, SITE_DOWN = "device_silent", "site_unreachable"
+
+
+@dataclasses.dataclass
+class KeyState:
+    pending_since: float | None = None
+    finding_id: int | None = None
+    last_ts: float = float("-inf")
+
+
+class RuleEngine:
+    def __init__(self, rules: RuleSet, findings: FindingsStore, state: StateStore) -> None:
+        self.rules = rules
+        self.findings = findings
+        self.state = state
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str, str, str], KeyState] = {}
+        self._roles: dict[tuple[str, str], str] = {}
+        self._silent: dict[tuple[str, str | None], int] = {}  # (site, device|None) -> id
+        self.links = LinkTracker(rules.links, findings.open, findings.resolve,
+                                 findings.update)
+        self._by_channel: dict[str, list[Rule]] = {}
+        for rule in rules.rules:
+            self._by_channel.setdefault(rule.channel, []).append(rule)
+        self._restore()
+
+    def _restore(self) -> None:
+        rule_names = {rule.name for rule in self.rules.rules}
+        for row in self.findings.query(state="active", limit=1_000_000):
+            if row["finding"] == SILENT:
+                self._silent[(row["site"], row["device"])] = row["id"]
+            elif row["finding"] == SITE_DOWN:
+                self._silent[(row["site"], None)] = row["id"]
+            elif row["rule"] in rule_names and row["device"]:
+                key = (row["rule"], row["site"], row["device"], row["item"])
+                self._keys[key] = KeyState(finding_id=row["id"], last_ts=row["updated_ts"])
+            elif row["scope"] in ("site", "province"):
+                self.links.restore(row["finding"], row["site"], row["id"])
+
+    # --- samples (store worker thread) -----------------------------------------------------
+
+    def observe(self, sample: Sample) -> None:
+        with self._lock:
+            try:
+                self._observe(sample)
+            except Exception:  # one odd sample must not stop the rules for everyone
+                log.exception("rules failed on a %s sample from %s/%s", sample.channel,
+                              sample.site, sample.device)
+
+    def _observe(self, sample: Sample) -> None:
+        if sample.channel == "status":
+            return
+        self._back_from_silence(sample)
+        if sample.channel == "inventory":
+            role = (sample.data.get("asset") or {}).get("role")
+            if role:
+                self._roles[(sample.site, sample.device)] = role
+        if sample.channel == "probe":
+            self.links.observe(sample)
+            return
+        role = self._roles.get((sample.site, sample.device))
+        for rule in self._by_channel.get(sample.channel, ()):
+            if rule.applies(sample.site, role):
+                for item, value in self._quantity(rule, sample):
+                    self._judge(rule, sample, item, value)
+
+    def _quantity(self, rule: Rule, sample: Sample) -> Pairs:
+        if rule.quantity == "unexpected_reboots_24h":
+            return [("", float(self.state.unexpected_reboots(
+                sample.site, sample.device, sample.ts - DAY_S, sample.ts)))]
+        if rule.quantity == "os_days_past_end_of_support":
+            os = sample.data.get("os") or {}
+            name = f"{os.get('name', '')} {os.get('version', '')}".strip()
+            end = self.rules.os_end_of_support.get(name)
+            pairs = [] if end is None else [(name, (sample.ts - end) / DAY_S)]
+            # An upgraded OS clears the finding about the one it replaced.
+            pairs += [(key[3], -1.0) for key, state in self._keys.items()
+                      if key[:3] == (rule.name, sample.site, sample.device)
+                      and key[3] != name and state.finding_id is not None]
+            return pairs
+        return QUANTITIES[rule.quantity][1](sample.data)
+
+    def _judge(self, rule: Rule, sample: Sample, item: str, value: float) -> None:
+        key = (rule.name, sample.site, sample.device, item)
+        state = self._keys.setdefault(key, KeyState())
+        if sample.ts < state.last_ts:
+            return
+        state.last_ts = sample.ts
+        texts = (rule.summary.format(value=value, item=item),
+                 rule.summary_vi.format(value=value, item=item))
+        if state.finding_id is None:
+            if not rule.fires(value):
+                state.pending_since = None
+                return
+            if state.pending_since is None:
+                state.pending_since = sample.ts
+            if sample.ts - state.pending_since >= rule.for_s:
+                state.finding_id = self.findings.open(
+                    finding=rule.finding, rule=rule.name, severity=rule.severity,
+                    scope="device", site=sample.site, device=sample.device, item=item,
+                    started_ts=state.pending_since, value=value, summary=texts[0],
+                    summary_vi=texts[1])
+        elif rule.clears(value):
+            self.findings.resolve(state.finding_id, sample.ts)
+            state.finding_id, state.pending_since = None, None
+        else:
+            self.findings.update(state.finding_id, sample.ts, value, *texts)
+
+    # --- silence (housekeeping thread) -----------------------------------------------------
+
+    def check_silence(self, now: float) -> None:
+        """After the collector's silence pass (wall clock): one finding per device that
+        went away without a goodbye (silent, or its Last Will) at least SILENCE_FLOOR_S
+        ago, or one for a whole site when every device of it is offline and some did not
+        say goodbye (the link or the power, not the end of the working day)."""
+        with self._lock:
+            gone: dict[str, list[str]] = {}
+            for site, device in self.state.unreachable(now - SILENCE_FLOOR_S):
+                gone.setdefault(site, []).append(device)
+            for site, devices in gone.items():
+                members = self.state.site_devices(site)
+                # (device, status, status_reason, role): all offline, none said goodbye.
+                if len(members) >= 2 and all(m[1] == "offline" and m[2] != "shutdown"
+                                             for m in members):
+                    if (site, None) not in self._silent:
+                        self._silent[(site, None)] = self.findings.open(
+                            finding=SITE_DOWN, rule=SITE_DOWN, severity="critical",
+                            scope="site", site=site, device=None, item="", started_ts=now,
+                            value=float(len(members)),
+                            summary=f"Nothing heard from any of the {len(members)} devices "
+                                    f"of {site}: the commune's link or power is down",
+                            summary_vi=f"Mất liên lạc với cả {len(members)} thiết bị của "
+                                       f"{site}: đường truyền hoặc điện của xã bị mất")
+                    continue
+                for device in devices:
+                    if (site, device) not in self._silent:
+                        self._silent[(site, device)] = self.findings.open(
+                            finding=SILENT, rule=SILENT, severity="warning", scope="device",
+                            site=site, device=device, item="", started_ts=now, value=None,
+                            summary="No data from this device for several of its intervals "
+                                    "(dead, unplugged, or its agent stopped)",
+                            summary_vi="Không nhận được dữ liệu từ thiết bị này trong nhiều chu "
+                                       "kỳ (hỏng, rút điện hoặc agent dừng)")
+
+    def _back_from_silence(self, sample: Sample) -> None:
+        # Silence is judged on the wall clock, so is its end (a backlog's items carry
+        # their old sample times).
+        for key in ((sample.site, sample.device), (sample.site, None)):
+            finding_id = self._silent.pop(key, None)
+            if finding_id is not None:
+                self.findings.resolve(finding_id, time.time())
+
+    def active(self) -> list[dict[str, Any]]:
+        return self.findings.query(state="active", limit=1_000_000)

@@ -1,0 +1,200 @@
+"""The rule file: TOML -> RuleSet. Every mistake is a RuleError that names the file, the
+rule and the key (TOML syntax errors carry the line)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from collector.rules.quantities import QUANTITIES
+from cwatch.config import parse_duration
+
+DEFAULT_PATH = Path(__file__).parent / "default.toml"
+SEVERITIES = ("info", "warning", "critical")
+# Quantities the engine works out from more than one sample.
+DERIVED = {"unexpected_reboots_24h": "metrics", "os_days_past_end_of_support": "inventory"}
+RULE_KEYS = {"name", "finding", "quantity", "above", "below", "clear", "for", "severity",
+             "summary", "summary_vi", "source", "sites", "roles"}
+
+
+class RuleError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    name: str
+    finding: str
+    quantity: str
+    threshold: float
+    fires_above: bool  # True: value > threshold fires; False: value < threshold fires
+    clear: float
+    for_s: float
+    severity: str
+    summary: str
+    summary_vi: str
+    source: str
+    sites: tuple[str, ...] = ()  # empty: everywhere
+    roles: tuple[str, ...] = ()
+
+    @property
+    def channel(self) -> str:
+        return DERIVED.get(self.quantity) or QUANTITIES[self.quantity][0]
+
+    def fires(self, value: float) -> bool:
+        return value > self.threshold if self.fires_above else value < self.threshold
+
+    def clears(self, value: float) -> bool:
+        return value <= self.clear if self.fires_above else value >= self.clear
+
+    def applies(self, site: str, role: str | None) -> bool:
+        return (not self.sites or site in self.sites) and (not self.roles or role in self.roles)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkLimits:
+    window_s: float = 900.0
+    rtt_p95_ms: float = 300.0
+    loss_percent: float = 10.0
+    gateway_rtt_p95_ms: float = 50.0
+    gateway_loss_percent: float = 5.0
+    portal_ttfb_p95_ms: float = 3000.0
+    portal_sites_share: float = 0.5
+    min_samples: int = 3
+    clear_ratio: float = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    os_end_of_support: dict[str, float]  # "Windows 10" -> Unix time
+    links: LinkLimits
+
+
+def load(path: Path | None = None) -> RuleSet:
+    """The default rules, with the operator's file (if any) laid over them by name."""
+    base = _read(DEFAULT_PATH)
+    if path is None:
+        return parse(base, str(DEFAULT_PATH))
+    override = _read(path)
+    merged = dict(base)
+    by_name = {r.get("name"): r for r in base.get("rules", [])}
+    for rule in override.get("rules", []):
+        by_name[rule.get("name") if isinstance(rule, dict) else None] = rule
+    merged["rules"] = list(by_name.values())
+    merged["os_end_of_support"] = {**base.get("os_end_of_support", {}),
+                                   **override.get("os_end_of_support", {})}
+    merged["links"] = {**base.get("links", {}), **override.get("links", {})}
+    unknown = set(override) - {"rules", "os_end_of_support", "links"}
+    if unknown:
+        raise RuleError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+    return parse(merged, str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{path}: not valid TOML: {exc}") from None
+
+
+def parse(raw: dict[str, Any], where: str) -> RuleSet:
+    rules_raw = raw.get("rules", [])
+    if not isinstance(rules_raw, list):
+        raise RuleError(f"{where}: rules must be [[rules]] tables")
+    rules = tuple(_rule(r, f"{where}: [[rules]] #{i + 1}") for i, r in enumerate(rules_raw))
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise RuleError(f"{where}: two rules are named {_first_repeat(names)!r}")
+    eos = {}
+    for name, date in (raw.get("os_end_of_support") or {}).items():
+        try:
+            day = date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date))
+        except ValueError:
+            raise RuleError(f"{where}: [os_end_of_support] {name!r} = {date!r} is not a date "
+                            "like 2025-10-14") from None
+        eos[name] = dt.datetime(day.year, day.month, day.day,
+                                tzinfo=dt.timezone.utc).timestamp()
+    return RuleSet(rules, eos, _links(raw.get("links") or {}, where))
+
+
+def _rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise RuleError(f"{where}: name is missing")
+    where = f"{where} ({name})"
+    extra = set(raw) - RULE_KEYS
+    if extra:
+        raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    quantity = raw.get("quantity")
+    if quantity not in QUANTITIES and quantity not in DERIVED:
+        raise RuleError(f"{where}: quantity {quantity!r} is not one of "
+                        f"{', '.join(sorted([*QUANTITIES, *DERIVED]))}")
+    if ("above" in raw) == ("below" in raw):
+        raise RuleError(f"{where}: give exactly one of above or below")
+    key = "above" if "above" in raw else "below"
+    threshold = _number(raw[key], f"{where}: {key}")
+    clear = _number(raw.get("clear", threshold), f"{where}: clear")
+    if (key == "above" and clear > threshold) or (key == "below" and clear < threshold):
+        raise RuleError(f"{where}: clear {clear:g} must be on the healthy side of {key} "
+                        f"{threshold:g}")
+    severity = raw.get("severity", "warning")
+    if severity not in SEVERITIES:
+        raise RuleError(f"{where}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    try:
+        for_s = parse_duration(raw.get("for", 0), f"{where}: for")
+    except ValueError as exc:
+        raise RuleError(str(exc)) from None
+    summary = raw.get("summary") or f"{name}: {{value:g}}"
+    for text, label in ((summary, "summary"), (raw.get("summary_vi", ""), "summary_vi")):
+        try:
+            text.format(value=1.0, item="x")
+        except (KeyError, ValueError, IndexError, AttributeError) as exc:
+            raise RuleError(f"{where}: {label} {text!r} cannot be filled in ({exc}); use "
+                            "{value} and {item}") from None
+    return Rule(name=name, finding=str(raw.get("finding") or name), quantity=quantity,
+                threshold=threshold, fires_above=key == "above", clear=clear, for_s=for_s,
+                severity=severity, summary=summary, summary_vi=raw.get("summary_vi") or summary,
+                source=str(raw.get("source", "")), sites=tuple(raw.get("sites", ())),
+                roles=tuple(raw.get("roles", ())))
+
+
+def _links(raw: dict[str, Any], where: str) -> LinkLimits:
+    fields = {f.name for f in dataclasses.fields(LinkLimits)} - {"window_s"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "window":
+            try:
+                values["window_s"] = parse_duration(value, f"{where}: [links] window")
+            except ValueError as exc:
+                raise RuleError(str(exc)) from None
+        elif key in fields:
+            values[key] = _number(value, f"{where}: [links] {key}")
+        else:
+            raise RuleError(f"{where}: [links] unknown key {key!r}")
+    if "min_samples" in values:
+        values["min_samples"] = int(values["min_samples"])
+    return LinkLimits(**values)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RuleError(f"{what} must be a number, not {value!r}")
+    return float(value)
+
+
+def _first_repeat(names: list[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return ""

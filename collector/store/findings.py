@@ -1,0 +1,93 @@
+"""Findings (active and resolved) in the collector's SQLite file, next to the device
+state: one row per finding with its start, end, severity, what it is about, and the
+evidence (the measured value and the rule's explanation).
+
+Its own connection and lock: findings are written by the rule engine, which runs in
+the store worker and the housekeeping thread, and read by the API.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS findings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    finding TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, scope TEXT NOT NULL,
+    site TEXT, device TEXT, item TEXT NOT NULL DEFAULT '',
+    started_ts DOUBLE PRECISION NOT NULL, ended_ts DOUBLE PRECISION,
+    value DOUBLE PRECISION, summary TEXT NOT NULL, summary_vi TEXT NOT NULL,
+    updated_ts DOUBLE PRECISION NOT NULL)"""
+_INDEX = "CREATE INDEX IF NOT EXISTS findings_open ON findings (ended_ts, site, device)"
+_COLUMNS = ("id", "finding", "rule", "severity", "scope", "site", "device", "item",
+            "started_ts", "ended_ts", "value", "summary", "summary_vi", "updated_ts")
+STATES = ("active", "resolved", "all")
+
+
+class FindingsStore:
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(_SCHEMA)
+        self._db.execute(_INDEX)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def open(self, *, finding: str, rule: str, severity: str, scope: str, site: str | None,
+             device: str | None, item: str, started_ts: float, value: float | None,
+             summary: str, summary_vi: str) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO findings (finding, rule, severity, scope, site, device, item, "
+                "started_ts, value, summary, summary_vi, updated_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (finding, rule, severity, scope, site, device, item, started_ts, value,
+                 summary, summary_vi, started_ts))
+            return int(cursor.lastrowid or 0)
+
+    def update(self, finding_id: int, ts: float, value: float | None, summary: str,
+               summary_vi: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE findings SET value = ?, summary = ?, summary_vi = ?, "
+                             "updated_ts = ? WHERE id = ?",
+                             (value, summary, summary_vi, ts, finding_id))
+
+    def resolve(self, finding_id: int, ts: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE findings SET ended_ts = ?, updated_ts = ? WHERE id = ? "
+                             "AND ended_ts IS NULL", (ts, ts, finding_id))
+
+    def query(self, *, state: str = "active", site: str | None = None,
+              device: str | None = None, finding: str | None = None,
+              severity: str | None = None, limit: int = 100,
+              offset: int = 0) -> list[dict[str, Any]]:
+        where, args = [], []
+        if state == "active":
+            where.append("ended_ts IS NULL")
+        elif state == "resolved":
+            where.append("ended_ts IS NOT NULL")
+        for column, value in (("site", site), ("device", device), ("finding", finding),
+                              ("severity", severity)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM findings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_ts DESC, id DESC LIMIT ? OFFSET ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit, offset)).fetchall()
+        return [dict(zip(_COLUMNS, row)) for row in rows]
+
+    def active_counts(self) -> dict[tuple[str, str], int]:
+        """{(finding, severity): active findings} for the Prometheus gauge."""
+        with self._lock:
+            rows = self._db.execute("SELECT finding, severity, COUNT(*) FROM findings WHERE "
+                                    "ended_ts IS NULL GROUP BY finding, severity").fetchall()
+        return {(finding, severity): count for finding, severity, count in rows}
