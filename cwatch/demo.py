@@ -31,6 +31,7 @@ from cwatch.sim.runner import FleetRunner, SimClock
 
 SITE = "demo"
 AGENT_INTERVAL_S = 5.0
+LINK_FINDINGS = ("slow_link", "local_network", "portal_slow", "site_unreachable")
 FLEET_REPLAY_S, FLEET_SPEED = 2 * 3600.0, 120.0  # two hours of history in one minute
 
 
@@ -93,7 +94,7 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
           f"{AGENT_INTERVAL_S:g} s, simulated fleet of {len(fleet.devices)} devices in "
           f"{len(fleet.sites)} communes with {len(fleet.truth)} injected faults "
           f"(replaying the last two hours in the first minute; truth: {output / 'truth.json'})"
-          f"\n  devices: http://{listen}/api/devices\n"
+          f"\n  findings: http://{listen}/api/findings\n  devices: http://{listen}/api/devices\n"
           f"  sites:   http://{listen}/api/sites\n  metrics: http://{listen}/metrics")
     print("Press Ctrl-C to stop." if duration_s is None else f"Running for {duration_s:g} s.")
     interactive = sys.stdout.isatty()
@@ -106,9 +107,13 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
             online = sum(c.get("online", 0) for c in counts.values())
             offline = sum(c.get("offline", 0) for c in counts.values())
             replay = "replaying" if runner.clock.now() < time.time() - 1 else "live"
+            found = collector.findings.active_counts() if collector.findings else {}
+            equipment = sum(n for (kind, _), n in found.items() if kind not in LINK_FINDINGS)
+            links = sum(n for (kind, _), n in found.items() if kind in LINK_FINDINGS)
             line = (f"[{replay}] sites {len(counts):3d}  devices online {online:4d}  offline "
                     f"{offline:3d}  accepted {totals['accepted']:7.0f}  rejected "
-                    f"{totals['rejected']:3.0f}  backfilled {runner.counts.backfilled:5d}")
+                    f"{totals['rejected']:3.0f}  flagged equipment {equipment:3d}  "
+                    f"slow links {links:2d}")
             # A terminal gets one line updated in place; a log file gets whole lines.
             print("\r" + line if interactive else line, end="" if interactive else "\n",
                   flush=True)

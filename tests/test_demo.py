@@ -15,7 +15,7 @@ import psutil
 def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     before = {p.pid for p in psutil.process_iter()}
     result = subprocess.run(
-        [sys.executable, "-m", "cwatch", "demo", "--duration", "8", "--output",
+        [sys.executable, "-m", "cwatch", "demo", "--duration", "12", "--output",
          str(tmp_path / "demo")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     counts = re.findall(r"sites\s+(\d+)\s+devices online\s+(\d+)\s+offline\s+(\d+)\s+"
@@ -30,6 +30,11 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     this_pc = state.execute("SELECT COUNT(*) FROM devices WHERE site = 'demo' AND "
                             "metrics_json IS NOT NULL").fetchone()
     assert this_pc == (1,)  # the real agent's data, next to the simulated fleet
+    # The replay reached the injected faults: the rules flagged equipment.
+    flagged = {row[0] for row in state.execute("SELECT DISTINCT finding FROM findings")}
+    assert flagged & {"disk_failing", "smart_failed", "nvme_worn", "disk_full"}, flagged
+    equipment = re.findall(r"flagged equipment\s+(\d+)", result.stdout)
+    assert int(equipment[-1]) > 0
     assert "nothing left running" in result.stdout
     leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
                  and "cwatch-demo-broker" in " ".join(p.info["cmdline"] or [])]
