@@ -288,6 +288,8 @@ def test_rule_file_mistakes_fail_at_start(tmp_path: Path, text: str, fragment: s
     with pytest.raises(spec.RuleError) as caught:
         spec.load(path)
     assert fragment in str(caught.value) and str(path) in str(caught.value)
+    if text.startswith("[[rules]]\nname"):  # numbered as in the operator's own file
+        assert "[[rules]] #1 (x)" in str(caught.value)
 
 
 def test_operator_file_overrides_a_rule_by_name_and_limits_it(tmp_path: Path) -> None:

@@ -81,6 +81,11 @@ def load(path: Path | None = None) -> RuleSet:
     if path is None:
         return parse(base, str(DEFAULT_PATH))
     override = _read(path)
+    rules = override.get("rules", [])
+    if not isinstance(rules, list):
+        raise RuleError(f"{path}: rules must be [[rules]] tables")
+    for index, rule in enumerate(rules):  # errors numbered as in the operator's file
+        _rule(rule, f"{path}: [[rules]] #{index + 1}")
     merged = dict(base)
     by_name = {r.get("name"): r for r in base.get("rules", [])}
     for rule in override.get("rules", []):
