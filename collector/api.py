@@ -96,7 +96,9 @@ def _stream(chunks: list[bytes], nbytes: int) -> Iterator[bytes]:
 def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter,
                health: Callable[[], dict[str, Any]] | None = None,
                blob_max_bytes: int = 10_000_000,
-               findings: FindingsStore | None = None) -> Flask:
+               findings: FindingsStore | None = None,
+               priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
+               ) -> Flask:
     """The WSGI app; `requests` counts responses by route template and status code."""
     app = Flask("collector.api")
     # No redirects to a canonical URL: a client gets its answer or a JSON error.
@@ -169,6 +171,14 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
                               limit=limit, offset=offset)
         return jsonify(findings=rows, count=len(rows), limit=limit, offset=offset)
 
+    @app.get("/api/priorities")
+    def priorities_list() -> Response:
+        _only_params("site", "limit")
+        if priorities is None:
+            raise ApiError(404, "rules are off in this collector ([collector] rules = false)")
+        limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        return jsonify(priorities(request.args.get("site") or None, limit))
+
     @app.get("/probe/blob")
     def probe_blob() -> Response:
         _only_params("bytes")
@@ -220,7 +230,9 @@ class ApiServer:
     def __init__(self, state: StateStore, registry: CollectorRegistry, host: str, port: int,
                  health: Callable[[], dict[str, Any]] | None = None,
                  blob_max_bytes: int = 10_000_000, threads: int = 8,
-                 findings: FindingsStore | None = None) -> None:
+                 findings: FindingsStore | None = None,
+                 priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
+                 ) -> None:
         self._host, self._requested_port, self._threads = host, port, threads
         self._registry = registry
         # Registered while serving only, so a stopped server can be replaced by a new one
@@ -228,7 +240,7 @@ class ApiServer:
         self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
                                  "template and status code", ["path", "code"], registry=None)
         self.app = create_app(state, registry, self._requests, health, blob_max_bytes,
-                              findings)
+                              findings, priorities)
         self._server: Any = None
         self._listener: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

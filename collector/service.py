@@ -29,6 +29,7 @@ from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
 from collector.ingest import Decoder, Rejection, Sample
 from collector.metrics import FindingsCollector, FleetCollector, IngestMetrics
+from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.rules.engine import RuleEngine
 from collector.store.findings import FindingsStore
@@ -116,7 +117,8 @@ class Collector:
         if serve_http:
             host, port = parse_host_port(self.config.collector.listen, "listen")
             self.api = ApiServer(self.state, self.metrics.registry, host, port,
-                                 health=self.health, findings=self.findings)
+                                 health=self.health, findings=self.findings,
+                                 priorities=self.priorities if self.engine else None)
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
@@ -136,6 +138,11 @@ class Collector:
                 return False
             time.sleep(0.01)
         return self.tsdb is None or self.tsdb.flush(max(0.0, deadline - time.monotonic()))
+
+    def priorities(self, site: str | None, limit: int) -> dict[str, Any]:
+        assert self.engine is not None and self.findings is not None
+        return priority.rank(self.state, self.findings, time.time(),
+                             self.engine.rules.priority, site, limit)
 
     def health(self) -> dict[str, Any]:
         return {"ok": self._connected.is_set(), "broker_connected": self._connected.is_set(),

@@ -386,9 +386,63 @@ def test_findings_api_and_gauge(mosquitto: Mosquitto, tmp_path: Path) -> None:
                                 ("sight=x", "unknown")):
             code, body = get_json(api_url(collector, f"/api/findings?{query}"))
             assert code == 400 and fragment in body["error"], (query, body)
+        code, body = get_json(api_url(collector, "/api/priorities?limit=5"))
+        assert code == 200 and body["devices"][0]["device"] == samples.DEVICE
+        assert body["devices"][0]["action"] != "none" and body["devices"][0]["why"]
+        code, body = get_json(api_url(collector, "/api/priorities?limit=0"))
+        assert code == 400 and "limit" in body["error"]
         scraped = scrape(collector)
         assert scraped[("cwatch_findings_active", (("finding", "smart_failed"),
                                                    ("severity", "critical")))] == 1
     finally:
         publisher.close()
         collector.stop()
+
+
+def inventory_sample(site: str, device: str, ts: float, seq: int, *, role: str, bios: str,
+                     ram_gb: int, disk: str, os_version: str = "11") -> Sample:
+    data = samples.envelope("inventory")["data"]
+    data.update(os={"name": "Windows", "version": os_version}, ram_bytes=ram_gb << 30,
+                disks=[{"kind": disk, "size_bytes": 500_000_000_000}],
+                bios={"vendor": "Dell Inc.", "version": "A01", "date": bios},
+                asset={"tag": None, "role": role, "purchase_date": None, "location": None})
+    return Sample(site, device, "inventory", ts, seq, data)
+
+
+def test_upgrade_priorities_rank_explain_and_suggest(world) -> None:
+    from collector.rules import priority
+
+    engine, state, _ = world
+    fleet = {  # device: (role, BIOS date, RAM GB, disk, OS, metrics fields)
+        "old-counter": ("service-counter", "2012-03-01", 4, "hdd", "7",
+                        {"smart": ata(passed=False), "mem_used_percent": 70}),
+        "old-spare": ("spare", "2012-03-01", 4, "hdd", "7",
+                      {"smart": ata(passed=False), "mem_used_percent": 70}),
+        "short-of-ram": ("office", "2021-05-01", 4, "ssd", "11",
+                         {"mem_used_percent": 96, "swap_in_bytes_per_s": 300_000.0,
+                          "smart": ata()}),
+        "healthy": ("office", "2023-01-01", 16, "ssd", "11",
+                    {"mem_used_percent": 40, "smart": ata()}),
+    }
+    for device, (role, bios, ram, disk, os_version, fields) in fleet.items():
+        feed(engine, state, inventory_sample(SITE, device, T, 1, role=role, bios=bios,
+                                             ram_gb=ram, disk=disk, os_version=os_version))
+        for i in range(30):
+            feed(engine, state, metrics(T + 60 * (i + 1), i + 2, device=device, **fields))
+    run_links(engine, state, {"b": (1.0, 900.0, 15.0, 1200.0)}, 20)
+    weights = spec.load().priority
+    ranked = priority.rank(state, engine.findings, T + 3600, weights, site=SITE)
+    order = [d["device"] for d in ranked["devices"]]
+    assert order[0] == "old-counter" and order[-1] == "healthy"
+    assert order.index("old-counter") < order.index("old-spare")  # role weight
+    by_name = {d["device"]: d for d in ranked["devices"]}
+    assert by_name["old-counter"]["action"] == "replace the machine"
+    assert by_name["short-of-ram"]["action"] == "add RAM"
+    assert by_name["healthy"]["action"] == "none"
+    parts = {w["part"] for w in by_name["old-counter"]["why"]}
+    assert parts == {"risk", "age"}
+    assert any("memory p95" in w["because"] for w in by_name["short-of-ram"]["why"])
+    assert by_name["old-counter"]["role_weight"] == 1.3
+    everywhere = priority.rank(state, engine.findings, T + 3600, weights)
+    link_site = next(s for s in everywhere["sites"] if s["site"] == "b")
+    assert link_site["action"] == "upgrade the link" and link_site["link"]

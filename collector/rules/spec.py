@@ -10,6 +10,7 @@ from typing import Any
 
 import tomllib
 
+from collector.rules.priority import Weights
 from collector.rules.quantities import QUANTITIES
 from cwatch.config import parse_duration
 
@@ -73,6 +74,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     os_end_of_support: dict[str, float]  # "Windows 10" -> Unix time
     links: LinkLimits
+    priority: Weights = dataclasses.field(default_factory=Weights)
 
 
 def load(path: Path | None = None) -> RuleSet:
@@ -94,7 +96,8 @@ def load(path: Path | None = None) -> RuleSet:
     merged["os_end_of_support"] = {**base.get("os_end_of_support", {}),
                                    **override.get("os_end_of_support", {})}
     merged["links"] = {**base.get("links", {}), **override.get("links", {})}
-    unknown = set(override) - {"rules", "os_end_of_support", "links"}
+    merged["priority"] = {**base.get("priority", {}), **override.get("priority", {})}
+    unknown = set(override) - {"rules", "os_end_of_support", "links", "priority"}
     if unknown:
         raise RuleError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
     return parse(merged, str(path))
@@ -126,7 +129,26 @@ def parse(raw: dict[str, Any], where: str) -> RuleSet:
                             "like 2025-10-14") from None
         eos[name] = dt.datetime(day.year, day.month, day.day,
                                 tzinfo=dt.timezone.utc).timestamp()
-    return RuleSet(rules, eos, _links(raw.get("links") or {}, where))
+    return RuleSet(rules, eos, _links(raw.get("links") or {}, where),
+                   _priority(raw.get("priority") or {}, where))
+
+
+def _priority(raw: dict[str, Any], where: str) -> Weights:
+    numbers = {f.name for f in dataclasses.fields(Weights)} - {"roles", "days"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "roles":
+            if not isinstance(value, dict):
+                raise RuleError(f"{where}: [priority] roles must be a table of role = weight")
+            values["roles"] = tuple((role, _number(weight, f"{where}: [priority.roles] {role}"))
+                                    for role, weight in value.items())
+        elif key == "days":
+            values["days"] = int(_number(value, f"{where}: [priority] days"))
+        elif key in numbers:
+            values[key] = _number(value, f"{where}: [priority] {key}")
+        else:
+            raise RuleError(f"{where}: [priority] unknown key {key!r}")
+    return Weights(**values)
 
 
 def _rule(raw: Any, where: str) -> Rule:

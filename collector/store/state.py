@@ -608,6 +608,31 @@ class StateStore:
             out.setdefault(site, {})[status] = count
         return out
 
+    def usage_since(self, day: str | dt.date) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every device's metrics roll-ups from `day` (UTC) on, merged: samples, CPU and
+        memory p95 over the whole period, swapping share, fullest disk."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, device, samples, cpu_hist, mem_hist, disk_used_max, "
+                "swap_in_samples FROM device_daily WHERE day >= ?", (_day_text(day),)
+            ).fetchall()
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for site, device, samples, cpu, mem, disk_max, swap_in in rows:
+            out = merged.setdefault((site, device), {
+                "days": 0, "samples": 0, "cpu": [0] * PERCENT_BUCKETS,
+                "mem": [0] * PERCENT_BUCKETS, "swap_in_samples": 0, "disk_used_max": None})
+            out["days"] += 1
+            out["samples"] += samples
+            out["swap_in_samples"] += swap_in
+            out["disk_used_max"] = _max(out["disk_used_max"], (disk_max,))
+            for name, text in (("cpu", cpu), ("mem", mem)):
+                for i, count in enumerate(orjson.loads(text)):
+                    out[name][i] += count
+        for out in merged.values():
+            for name in ("cpu", "mem"):
+                out[f"{name}_p95"] = percentile_bucket(out.pop(name), 95)
+        return merged
+
     def daily(self, site: str, device: str, day: str | dt.date) -> dict[str, Any]:
         """One device's metrics roll-up for one UTC day; samples == 0 when there is none."""
         day = _day_text(day)
