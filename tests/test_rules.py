@@ -90,7 +90,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 def test_every_default_rule_has_a_fire_and_clear_test() -> None:
-    tested = set(CASES) | {"unexpected_reboots", "os_end_of_support"}
+    tested = set(CASES) | {"unexpected_reboots", "os_end_of_support", "windows11_incapable"}
     assert tested == {rule.name for rule in spec.load().rules}
 
 
@@ -173,12 +173,12 @@ def test_end_of_support_operating_system(world) -> None:
     inventory = samples.envelope("inventory")["data"]
     inventory["os"] = {"name": "Windows", "version": "7"}
     feed(engine, state, Sample(SITE, DEVICE, "inventory", T, 1, inventory))
-    [finding] = engine.active()
-    assert finding["rule"] == "os_end_of_support" and finding["item"] == "Windows 7"
+    [finding] = [f for f in engine.active() if f["rule"] == "os_end_of_support"]
+    assert finding["item"] == "Windows 7"
     assert "no security updates" in finding["summary"]
     inventory["os"] = {"name": "Windows", "version": "11"}
     feed(engine, state, Sample(SITE, DEVICE, "inventory", T + 60, 2, inventory))
-    assert engine.active() == []
+    assert engine.active() == []  # Windows 11 also ends the Windows 11 readiness finding
 
 
 def probe(site: str, device: str, ts: float, seq: int, gateway_rtt: float, rtt: float,
@@ -446,3 +446,16 @@ def test_upgrade_priorities_rank_explain_and_suggest(world) -> None:
     everywhere = priority.rank(state, engine.findings, T + 3600, weights)
     link_site = next(s for s in everywhere["sites"] if s["site"] == "b")
     assert link_site["action"] == "upgrade the link" and link_site["link"]
+
+
+def test_windows11_readiness(world) -> None:
+    engine, state, _ = world
+    inventory = samples.envelope("inventory")["data"]  # Windows 10, TPM 1.2, i3-4150
+    feed(engine, state, Sample(SITE, DEVICE, "inventory", T, 1, inventory))
+    [finding] = [f for f in engine.active() if f["rule"] == "windows11_incapable"]
+    assert "no TPM 2.0" in finding["item"] and "CPU older" in finding["item"]
+    assert finding["summary"].startswith("Cannot run Windows 11")
+    inventory.update(tpm={"present": True, "version": "2.0"}, firmware="uefi",
+                     secure_boot=True, cpu={"model": "Intel(R) Core(TM) i5-10400 CPU"})
+    feed(engine, state, Sample(SITE, DEVICE, "inventory", T + 60, 2, inventory))
+    assert [f for f in engine.active() if f["rule"] == "windows11_incapable"] == []

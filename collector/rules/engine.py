@@ -94,7 +94,10 @@ class RuleEngine:
         role = self._roles.get((sample.site, sample.device))
         for rule in self._by_channel.get(sample.channel, ()):
             if rule.applies(sample.site, role):
-                for item, value in self._quantity(rule, sample):
+                pairs = self._quantity(rule, sample)
+                if sample.channel == "inventory":
+                    pairs += self._replaced(rule, sample, pairs)
+                for item, value in pairs:
                     self._judge(rule, sample, item, value)
 
     def _quantity(self, rule: Rule, sample: Sample) -> Pairs:
@@ -105,13 +108,17 @@ class RuleEngine:
             os = sample.data.get("os") or {}
             name = f"{os.get('name', '')} {os.get('version', '')}".strip()
             end = self.rules.os_end_of_support.get(name)
-            pairs = [] if end is None else [(name, (sample.ts - end) / DAY_S)]
-            # An upgraded OS clears the finding about the one it replaced.
-            pairs += [(key[3], -1.0) for key, state in self._keys.items()
-                      if key[:3] == (rule.name, sample.site, sample.device)
-                      and key[3] != name and state.finding_id is not None]
-            return pairs
+            return [] if end is None else [(name, (sample.ts - end) / DAY_S)]
         return QUANTITIES[rule.quantity][1](sample.data)
+
+    def _replaced(self, rule: Rule, sample: Sample, pairs: Pairs) -> Pairs:
+        """An inventory describes the whole machine: an open finding about an item it no
+        longer lists (the OS it replaced, a Windows 11 blocker since fixed) clears."""
+        current = {item for item, _ in pairs}
+        healthy = rule.clear - 1 if rule.fires_above else rule.clear + 1
+        return [(key[3], healthy) for key, state in self._keys.items()
+                if key[:3] == (rule.name, sample.site, sample.device)
+                and key[3] not in current and state.finding_id is not None]
 
     def _judge(self, rule: Rule, sample: Sample, item: str, value: float) -> None:
         key = (rule.name, sample.site, sample.device, item)

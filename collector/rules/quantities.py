@@ -7,6 +7,7 @@ and not a failing one, so it neither fires nor clears a rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,49 @@ def battery_wear_percent(data: dict[str, Any]) -> Pairs:
     return [] if value is None else [("", float(value))]
 
 
+_INTEL_CORE = re.compile(r"\bi[3579]-(\d{4,5})")
+_INTEL_GEN = re.compile(r"\b(\d{1,2})th Gen Intel")
+_RYZEN = re.compile(r"\bRyzen \d (\d)\d{3}")
+
+
+def _cpu_too_old(model: str) -> bool | None:
+    """Windows 11 supports Intel Core 8th generation and AMD Ryzen 2000 and later;
+    None when the model says nothing we can judge."""
+    if match := _INTEL_GEN.search(model):
+        return int(match.group(1)) < 8
+    if match := _INTEL_CORE.search(model):
+        number = match.group(1)
+        generation = int(number[:2]) if len(number) == 5 else int(number[0])
+        return generation < 8
+    if match := _RYZEN.search(model):
+        return int(match.group(1)) < 2
+    if re.search(r"\b(Pentium|Celeron|Athlon|Core 2|Phenom)\b", model):
+        return None  # some recent Pentium/Celeron models qualify: not judged
+    return None
+
+
+def windows11_blockers(data: dict[str, Any]) -> Pairs:
+    """How many of Windows 11's hardware requirements a Windows PC misses (item: which)."""
+    os = data.get("os") or {}
+    if os.get("name") != "Windows" or str(os.get("version", "")).startswith("11"):
+        return []
+    missing = []
+    tpm = data.get("tpm")
+    if tpm is not None and (not tpm.get("present") or not str(
+            tpm.get("version") or "").startswith("2")):
+        missing.append("no TPM 2.0")
+    if data.get("firmware") == "bios":
+        missing.append("legacy BIOS, no UEFI")
+    if data.get("secure_boot") is False:
+        missing.append("Secure Boot off or absent")
+    ram = data.get("ram_bytes")
+    if ram is not None and ram < 4 * (1 << 30) * 0.95:
+        missing.append("under 4 GB RAM")
+    if _cpu_too_old(str((data.get("cpu") or {}).get("model", ""))):
+        missing.append("CPU older than Windows 11 supports")
+    return [(", ".join(missing), float(len(missing)))] if missing else []
+
+
 QUANTITIES: dict[str, tuple[str, Callable[[dict[str, Any]], Pairs]]] = {
     "smart_failed": ("metrics", smart_failed),
     "smart_bad_sectors": ("metrics", smart_bad_sectors),
@@ -93,4 +137,5 @@ QUANTITIES: dict[str, tuple[str, Callable[[dict[str, Any]], Pairs]]] = {
     "disk_used_percent": ("metrics", disk_used_percent),
     "cpu_percent": ("metrics", cpu_percent),
     "battery_wear_percent": ("metrics", battery_wear_percent),
+    "windows11_blockers": ("inventory", windows11_blockers),
 }
