@@ -72,7 +72,7 @@ class Collector:
         section = config.collector
         if section.rules:
             ruleset = rule_spec.load(Path(section.rules_file) if section.rules_file else None)
-            self.findings = FindingsStore(section.state_path)
+            self.findings = FindingsStore(self.state)
             self.engine = RuleEngine(ruleset, self.findings, self.state)
             self.metrics.registry.register(FindingsCollector(self.findings.active_counts))
         # The rules see each sample right after the state store has it.

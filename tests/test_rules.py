@@ -32,7 +32,7 @@ SITE, DEVICE = "an-phuoc", "pc-01"
 def world(tmp_path: Path) -> tuple[RuleEngine, StateStore, Clock]:
     clock = Clock(T)
     state = StateStore(tmp_path / "state.db", clock=clock)
-    engine = RuleEngine(spec.load(), FindingsStore(tmp_path / "state.db"), state)
+    engine = RuleEngine(spec.load(), FindingsStore(state), state)
     return engine, state, clock
 
 
@@ -259,9 +259,9 @@ def test_a_clean_shutdown_is_not_silence(world) -> None:
 
 def test_active_findings_survive_a_restart(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "s.db")
-    engine = RuleEngine(spec.load(), FindingsStore(tmp_path / "s.db"), state)
+    engine = RuleEngine(spec.load(), FindingsStore(state), state)
     feed(engine, state, metrics(T, 1, smart=ata(passed=False)))
-    again = RuleEngine(spec.load(), FindingsStore(tmp_path / "s.db"), state)
+    again = RuleEngine(spec.load(), FindingsStore(state), state)
     feed(again, state, metrics(T + 60, 2, smart=ata(passed=False)))
     assert len(again.findings.query(state="all")) == 1  # the same finding, not a second
     feed(again, state, metrics(T + 120, 3, smart=ata()))

@@ -2,16 +2,16 @@
 state: one row per finding with its start, end, severity, what it is about, and the
 evidence (the measured value and the rule's explanation).
 
-Its own connection and lock: findings are written by the rule engine, which runs in
-the store worker and the housekeeping thread, and read by the API.
+It shares the state store's connection and lock: SQLite takes one writer at a time,
+and two connections to one file would make each wait for (and time out on) the
+other's transactions under load.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from pathlib import Path
 from typing import Any
+
+from collector.store.state import StateStore
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS findings (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,17 +27,11 @@ STATES = ("active", "resolved", "all")
 
 
 class FindingsStore:
-    def __init__(self, path: str | Path) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute(_SCHEMA)
-        self._db.execute(_INDEX)
-
-    def close(self) -> None:
+    def __init__(self, state: StateStore) -> None:
+        self._db, self._lock = state.connection()
         with self._lock:
-            self._db.close()
+            self._db.execute(_SCHEMA)
+            self._db.execute(_INDEX)
 
     def open(self, *, finding: str, rule: str, severity: str, scope: str, site: str | None,
              device: str | None, item: str, started_ts: float, value: float | None,

@@ -263,6 +263,11 @@ class StateStore:
         with self._lock:
             self._db.close()
 
+    def connection(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        """The connection and its lock, for another table in the same file (findings):
+        one writer, so no transaction waits on another connection's."""
+        return self._db, self._lock
+
     # --- writing ----------------------------------------------------------------------
 
     def apply(self, sample: Sample) -> None:
