@@ -90,7 +90,8 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 def test_every_default_rule_has_a_fire_and_clear_test() -> None:
-    tested = set(CASES) | {"unexpected_reboots", "os_end_of_support", "windows11_incapable"}
+    tested = set(CASES) | {"unexpected_reboots", "os_end_of_support", "windows11_incapable",
+                           "cpu_saturated"}
     assert tested == {rule.name for rule in spec.load().rules}
 
 
@@ -459,3 +460,52 @@ def test_windows11_readiness(world) -> None:
                      secure_boot=True, cpu={"model": "Intel(R) Core(TM) i5-10400 CPU"})
     feed(engine, state, Sample(SITE, DEVICE, "inventory", T + 60, 2, inventory))
     assert [f for f in engine.active() if f["rule"] == "windows11_incapable"] == []
+
+
+def test_low_throughput_is_a_slow_link_and_slow_dns_its_own_finding(world) -> None:
+    engine, state, _ = world
+
+    def sample(site: str, minute: int, seq: int, mbit: float | None, dns_ms: float) -> Sample:
+        base = probe(site, "pc-01", T + 60 * minute, seq, 1.0, 40.0, 0.0, 300.0)
+        base.data["targets"][2]["dns_ms"] = dns_ms
+        if mbit is not None:
+            base.data["throughput"] = {"bytes": 1_000_000, "duration_s": 8 / mbit,
+                                       "mbit_per_s": mbit}
+        return base
+
+    seq = 1
+    for minute in range(20):
+        feed(engine, state, sample("thin", minute, seq, 0.5 if minute % 5 == 0 else None, 30))
+        feed(engine, state, sample("dns", minute, seq + 1, 20.0 if minute % 5 == 0 else None,
+                                   900))
+        seq += 2
+    assert kinds(engine) == {("slow_link", "thin"), ("dns_slow", "dns")}
+    [thin] = [f for f in engine.active() if f["site"] == "thin"]
+    assert "throughput 0.5 Mbit/s" in thin["summary"] and "nan" not in thin["summary"]
+    for minute in range(20, 200):  # a faster line: the old tests age out of the 2 h window
+        feed(engine, state, sample("thin", minute, seq, 25.0 if minute % 5 == 0 else None, 30))
+        feed(engine, state, sample("dns", minute, seq + 1, None, 40))
+        seq += 2
+    assert kinds(engine) == set()
+
+
+def test_cpu_saturated_over_the_working_day(world) -> None:
+    import datetime as dt
+    engine, state, _ = world
+    vietnam = dt.timezone(dt.timedelta(hours=7))
+    monday = dt.datetime(2026, 11, 23, 8, 0, tzinfo=vietnam).timestamp()
+    seq = iter(range(1, 100_000))
+    for minute in range(30):  # busy, but not yet an hour's worth of samples
+        feed(engine, state, metrics(monday + 60 * minute, next(seq), cpu_percent=97.0))
+    assert engine.active() == []
+    for minute in range(30, 180):
+        feed(engine, state, metrics(monday + 60 * minute, next(seq), cpu_percent=97.0))
+    [finding] = engine.active()
+    assert finding["rule"] == "cpu_saturated" and "100%" in finding["summary"]
+    for minute in range(12 * 60, 14 * 60):  # evening: outside working hours, not counted
+        feed(engine, state, metrics(monday + 60 * minute, next(seq), cpu_percent=5.0))
+    assert len(engine.active()) == 1
+    tuesday = monday + 86400
+    for minute in range(61):  # a quiet next morning clears it
+        feed(engine, state, metrics(tuesday + 60 * minute, next(seq), cpu_percent=10.0))
+    assert engine.active() == []

@@ -27,10 +27,12 @@ from collector.rules.quantities import QUANTITIES, Pairs
 from collector.rules.spec import Rule, RuleSet
 from collector.store.findings import FindingsStore
 from collector.store.state import SILENCE_FLOOR_S, StateStore
+from cwatch.worktime import local_day, office_hours
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86400.0
+BUSY_CPU_PERCENT = 90.0
 SILENT, SITE_DOWN = "device_silent", "site_unreachable"
 
 
@@ -49,6 +51,7 @@ class RuleEngine:
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str, str, str], KeyState] = {}
         self._roles: dict[tuple[str, str], str] = {}
+        self._busy: dict[tuple[str, str], list[int]] = {}  # [local day, samples, busy]
         self._silent: dict[tuple[str, str | None], int] = {}  # (site, device|None) -> id
         self.links = LinkTracker(rules.links, findings.open, findings.resolve,
                                  findings.update)
@@ -104,12 +107,34 @@ class RuleEngine:
         if rule.quantity == "unexpected_reboots_24h":
             return [("", float(self.state.unexpected_reboots(
                 sample.site, sample.device, sample.ts - DAY_S, sample.ts)))]
+        if rule.quantity == "cpu_busy_share_workday":
+            return self._busy_share(sample)
         if rule.quantity == "os_days_past_end_of_support":
             os = sample.data.get("os") or {}
             name = f"{os.get('name', '')} {os.get('version', '')}".strip()
             end = self.rules.os_end_of_support.get(name)
             return [] if end is None else [(name, (sample.ts - end) / DAY_S)]
         return QUANTITIES[rule.quantity][1](sample.data)
+
+    def _busy_share(self, sample: Sample) -> Pairs:
+        """Share of today's working-hour samples with the CPU at 90 % or more, once an
+        hour's worth of samples has come in."""
+        cpu = sample.data.get("cpu_percent")
+        if cpu is None or not office_hours(sample.ts):
+            return []
+        key = (sample.site, sample.device)
+        day = local_day(sample.ts)
+        counts = self._busy.get(key)
+        if counts is None or counts[0] != day:
+            if counts is not None and counts[0] > day:
+                return []  # a late sample of an earlier day
+            counts = self._busy[key] = [day, 0, 0]
+        counts[1] += 1
+        counts[2] += cpu >= BUSY_CPU_PERCENT
+        interval = sample.data.get("interval_s") or 60
+        if counts[1] * interval < 3600:
+            return []
+        return [("", counts[2] / counts[1])]
 
     def _replaced(self, rule: Rule, sample: Sample, pairs: Pairs) -> Pairs:
         """An inventory describes the whole machine: an open finding about an item it no

@@ -26,6 +26,10 @@ def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def p95(values: list[float]) -> float | None:
     if not values:
         return None
@@ -38,6 +42,8 @@ class SiteWindow:
     points: collections.deque = dataclasses.field(default_factory=collections.deque)
     newest_ts: float = 0.0
     portal_slow: bool = False  # this site's view of the portal, for the province check
+    # Throughput is measured about once an hour per device: a longer window of its own.
+    throughput: collections.deque = dataclasses.field(default_factory=collections.deque)
 
 
 class LinkTracker:
@@ -60,18 +66,24 @@ class LinkTracker:
         window.newest_ts = max(window.newest_ts, sample.ts)
         for target in sample.data.get("targets") or ():
             window.points.append((sample.ts, target.get("kind"), target.get("rtt_avg_ms"),
-                                  target.get("loss_percent"), target.get("http_ttfb_ms")))
+                                  target.get("loss_percent"), target.get("http_ttfb_ms"),
+                                  target.get("dns_ms")))
         mbit = (sample.data.get("throughput") or {}).get("mbit_per_s")
         if mbit is not None:
-            window.points.append((sample.ts, "throughput", None, None, None))
+            window.throughput.append((sample.ts, mbit))
         while window.points and window.points[0][0] < window.newest_ts - self.limits.window_s:
             window.points.popleft()
+        while window.throughput and window.throughput[0][0] < (
+                window.newest_ts - self.limits.throughput_window_s):
+            window.throughput.popleft()
         self._judge_site(sample.site, window, sample.ts)
         self._judge_province(sample.ts)
 
     def _stats(self, window: SiteWindow) -> dict[str, Any]:
-        gateway_rtt, gateway_loss, beyond_rtt, beyond_loss, ttfb = [], [], [], [], []
-        for _, kind, rtt, loss, first_byte in window.points:
+        gateway_rtt, gateway_loss, beyond_rtt, beyond_loss, ttfb, dns = [], [], [], [], [], []
+        for _, kind, rtt, loss, first_byte, dns_ms in window.points:
+            if dns_ms is not None:
+                dns.append(dns_ms)
             if kind == "gateway":
                 rtts, losses = gateway_rtt, gateway_loss
             elif kind in ("portal", "dns", "collector"):
@@ -86,7 +98,9 @@ class LinkTracker:
                 ttfb.append(first_byte)
         return {"gateway_rtt_p95_ms": p95(gateway_rtt), "gateway_loss_percent": mean(
             gateway_loss), "rtt_p95_ms": p95(beyond_rtt), "loss_percent": mean(beyond_loss),
-            "portal_ttfb_p95_ms": p95(ttfb), "samples": len(beyond_loss)}
+            "portal_ttfb_p95_ms": p95(ttfb), "dns_p95_ms": p95(dns),
+            "mbit_median": median([m for _, m in window.throughput])
+            if len(window.throughput) >= 2 else None, "samples": len(beyond_loss)}
 
     def _judge_site(self, site: str, window: SiteWindow, ts: float) -> None:
         stats = self._stats(window)
@@ -101,17 +115,36 @@ class LinkTracker:
                   "{gateway_rtt_p95_ms:.0f} ms, loss {gateway_loss_percent:.1f} %",
                   "Mạng nội bộ hoặc router chậm/mất gói: gateway p95 {gateway_rtt_p95_ms:.0f} "
                   "ms, mất {gateway_loss_percent:.1f} %")
-        slow = not local and self._over(stats, (("rtt_p95_ms", limits.rtt_p95_ms),
-                                                ("loss_percent", limits.loss_percent)),
-                                        ("slow_link", site))
+        slow = not local and (self._over(stats, (("rtt_p95_ms", limits.rtt_p95_ms),
+                                                 ("loss_percent", limits.loss_percent)),
+                                         ("slow_link", site))
+                              or self._under(stats["mbit_median"], limits.min_mbit_per_s,
+                                             ("slow_link", site)))
+        measured = [(stats["rtt_p95_ms"], "p95 round trip {:.0f} ms", "p95 {:.0f} ms"),
+                    (stats["loss_percent"], "loss {:.1f} %", "mất gói {:.1f} %"),
+                    (stats["mbit_median"], "throughput {:.1f} Mbit/s", "tốc độ {:.1f} Mbit/s")]
         self._set("slow_link", site, slow, ts, stats, "warning",
-                  "The commune's internet link is slow: p95 round trip {rtt_p95_ms:.0f} ms, "
-                  "loss {loss_percent:.1f} % over the last window",
-                  "Đường truyền internet của xã chậm: p95 {rtt_p95_ms:.0f} ms, mất gói "
-                  "{loss_percent:.1f} %")
+                  "The commune's internet link is slow: " + ", ".join(
+                      en.format(v) for v, en, _ in measured if v is not None),
+                  "Đường truyền internet của xã chậm: " + ", ".join(
+                      vi.format(v) for v, _, vi in measured if v is not None))
+        dns_slow = not local and not slow and self._over(
+            stats, (("dns_p95_ms", limits.dns_p95_ms),), ("dns_slow", site))
+        self._set("dns_slow", site, dns_slow, ts, stats, "info",
+                  "Name lookups are slow: DNS p95 {dns_p95_ms:.0f} ms (the DNS server the "
+                  "office uses, not the link)",
+                  "Phân giải tên miền chậm: DNS p95 {dns_p95_ms:.0f} ms (máy chủ DNS, không "
+                  "phải đường truyền)")
         window.portal_slow = self._over(stats, (("portal_ttfb_p95_ms",
                                                  limits.portal_ttfb_p95_ms),),
                                         ("portal_slow_site", site), remember=True)
+
+    def _under(self, value: float | None, limit: float, key: tuple[str, str | None]) -> bool:
+        """Under a floor; once under, it stays under until above limit / clear_ratio."""
+        if value is None:
+            return False
+        ratio = self.limits.clear_ratio if key in self._active else 1.0
+        return value < limit / ratio
 
     def _over(self, stats: dict[str, Any], checks: tuple[tuple[str, float], ...],
               key: tuple[str, str | None], remember: bool = False) -> bool:

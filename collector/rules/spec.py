@@ -17,7 +17,8 @@ from cwatch.config import parse_duration
 DEFAULT_PATH = Path(__file__).parent / "default.toml"
 SEVERITIES = ("info", "warning", "critical")
 # Quantities the engine works out from more than one sample.
-DERIVED = {"unexpected_reboots_24h": "metrics", "os_days_past_end_of_support": "inventory"}
+DERIVED = {"unexpected_reboots_24h": "metrics", "os_days_past_end_of_support": "inventory",
+           "cpu_busy_share_workday": "metrics"}
 RULE_KEYS = {"name", "finding", "quantity", "above", "below", "clear", "for", "severity",
              "summary", "summary_vi", "source", "sites", "roles"}
 
@@ -64,6 +65,9 @@ class LinkLimits:
     gateway_rtt_p95_ms: float = 50.0
     gateway_loss_percent: float = 5.0
     portal_ttfb_p95_ms: float = 3000.0
+    dns_p95_ms: float = 500.0
+    min_mbit_per_s: float = 1.0
+    throughput_window_s: float = 7200.0
     portal_sites_share: float = 0.5
     min_samples: int = 3
     clear_ratio: float = 0.8
@@ -195,12 +199,13 @@ def _rule(raw: Any, where: str) -> Rule:
 
 
 def _links(raw: dict[str, Any], where: str) -> LinkLimits:
-    fields = {f.name for f in dataclasses.fields(LinkLimits)} - {"window_s"}
+    fields = {f.name for f in dataclasses.fields(LinkLimits)} - {"window_s",
+                                                                  "throughput_window_s"}
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "window":
+        if key in ("window", "throughput_window"):
             try:
-                values["window_s"] = parse_duration(value, f"{where}: [links] window")
+                values[f"{key}_s"] = parse_duration(value, f"{where}: [links] {key}")
             except ValueError as exc:
                 raise RuleError(str(exc)) from None
         elif key in fields:

@@ -13,22 +13,14 @@ import zlib
 from typing import Any
 
 from cwatch.sim.fleet import REBOOT_EVERY_S, Device, Fleet
+from cwatch.worktime import office_hours
 
-VIETNAM_UTC_OFFSET_H = 7
 PORTAL_HOST = "dichvucong.dongnai.gov.vn"
 GIB = 1 << 30
 
 
 def _rng(fleet: Fleet, device: Device, channel: str, seq: int) -> random.Random:
     return random.Random(f"{fleet.seed}/{device.site}/{device.id}/{channel}/{seq}")
-
-
-def office_hours(ts: float) -> bool:
-    """Monday-Friday 07:30-17:00 in Vietnam (UTC+7)."""
-    local_h = ts / 3600 + VIETNAM_UTC_OFFSET_H
-    weekday = int((local_h // 24 + 3) % 7)  # 1970-01-01 was a Thursday (3)
-    hour = local_h % 24
-    return weekday < 5 and 7.5 <= hour < 17
 
 
 def boot_ts(device: Device, ts: float) -> float:
