@@ -91,7 +91,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 def test_every_default_rule_has_a_fire_and_clear_test() -> None:
     tested = set(CASES) | {"unexpected_reboots", "os_end_of_support", "windows11_incapable",
-                           "cpu_saturated"}
+                           "cpu_saturated", "disk_filling"}
     assert tested == {rule.name for rule in spec.load().rules}
 
 
@@ -508,4 +508,19 @@ def test_cpu_saturated_over_the_working_day(world) -> None:
     tuesday = monday + 86400
     for minute in range(61):  # a quiet next morning clears it
         feed(engine, state, metrics(tuesday + 60 * minute, next(seq), cpu_percent=10.0))
+    assert engine.active() == []
+
+
+def test_disk_filling_forecast_from_the_daily_trend(world) -> None:
+    engine, state, _ = world
+    seq = iter(range(1, 1000))
+    for day in range(8):  # filling 2 % a day: 60 % -> 74 %, full in about 13 days
+        feed(engine, state, metrics(T + day * 86400, next(seq), disks=disks(60 + 2 * day)))
+        feed(engine, state, metrics(T + day * 86400, next(seq), device="flat",
+                                    disks=disks(60 + (day % 2))))
+    active = engine.active()
+    assert [(f["rule"], f["device"]) for f in active] == [("disk_filling", DEVICE)]
+    assert 10 <= active[0]["value"] <= 16
+    for day in range(8, 24):  # old files deleted: down to 50 % and flat from then on
+        feed(engine, state, metrics(T + day * 86400, next(seq), disks=disks(50)))
     assert engine.active() == []

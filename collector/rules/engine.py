@@ -16,6 +16,7 @@ duplicates nor forgets them.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
@@ -26,13 +27,14 @@ from collector.rules.links import LinkTracker
 from collector.rules.quantities import QUANTITIES, Pairs
 from collector.rules.spec import Rule, RuleSet
 from collector.store.findings import FindingsStore
-from collector.store.state import SILENCE_FLOOR_S, StateStore
+from collector.store.state import SILENCE_FLOOR_S, StateStore, utc_day
 from cwatch.worktime import local_day, office_hours
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86400.0
 BUSY_CPU_PERCENT = 90.0
+FORECAST_DAYS, FORECAST_MIN_DAYS = 14, 4
 SILENT, SITE_DOWN = "device_silent", "site_unreachable"
 
 
@@ -52,6 +54,7 @@ class RuleEngine:
         self._keys: dict[tuple[str, str, str, str], KeyState] = {}
         self._roles: dict[tuple[str, str], str] = {}
         self._busy: dict[tuple[str, str], list[int]] = {}  # [local day, samples, busy]
+        self._forecast: dict[tuple[str, str], tuple[str, Pairs]] = {}  # by UTC day
         self._silent: dict[tuple[str, str | None], int] = {}  # (site, device|None) -> id
         self.links = LinkTracker(rules.links, findings.open, findings.resolve,
                                  findings.update)
@@ -107,6 +110,8 @@ class RuleEngine:
         if rule.quantity == "unexpected_reboots_24h":
             return [("", float(self.state.unexpected_reboots(
                 sample.site, sample.device, sample.ts - DAY_S, sample.ts)))]
+        if rule.quantity == "disk_days_to_full":
+            return self._days_to_full(sample)
         if rule.quantity == "cpu_busy_share_workday":
             return self._busy_share(sample)
         if rule.quantity == "os_days_past_end_of_support":
@@ -115,6 +120,30 @@ class RuleEngine:
             end = self.rules.os_end_of_support.get(name)
             return [] if end is None else [(name, (sample.ts - end) / DAY_S)]
         return QUANTITIES[rule.quantity][1](sample.data)
+
+    def _days_to_full(self, sample: Sample) -> Pairs:
+        """Days until the fullest partition reaches 100 % at the trend of the last two
+        weeks' daily peaks (least squares), worked out once per device per day."""
+        key, today = (sample.site, sample.device), utc_day(sample.ts)
+        cached = self._forecast.get(key)
+        if cached is not None and cached[0] >= today:
+            return cached[1]
+        start = utc_day(sample.ts - FORECAST_DAYS * DAY_S)
+        history = self.state.disk_history(sample.site, sample.device, start, today)
+        pairs: Pairs = []
+        if len(history) >= FORECAST_MIN_DAYS:
+            origin = dt.date.fromisoformat(history[0][0])
+            xs = [(dt.date.fromisoformat(day) - origin).days for day, _ in history]
+            ys = [value for _, value in history]
+            mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+            spread = sum((x - mean_x) ** 2 for x in xs)
+            slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread \
+                if spread else 0.0
+            # A flat or shrinking disk never fills: report it as far away, so it clears.
+            days = (100.0 - ys[-1]) / slope if slope > 0.01 else 10_000.0
+            pairs = [("", max(0.0, min(days, 10_000.0)))]
+        self._forecast[key] = (today, pairs)
+        return pairs
 
     def _busy_share(self, sample: Sample) -> Pairs:
         """Share of today's working-hour samples with the CPU at 90 % or more, once an

@@ -18,7 +18,7 @@ DEFAULT_PATH = Path(__file__).parent / "default.toml"
 SEVERITIES = ("info", "warning", "critical")
 # Quantities the engine works out from more than one sample.
 DERIVED = {"unexpected_reboots_24h": "metrics", "os_days_past_end_of_support": "inventory",
-           "cpu_busy_share_workday": "metrics"}
+           "cpu_busy_share_workday": "metrics", "disk_days_to_full": "metrics"}
 RULE_KEYS = {"name", "finding", "quantity", "above", "below", "clear", "for", "severity",
              "summary", "summary_vi", "source", "sites", "roles"}
 

@@ -613,6 +613,16 @@ class StateStore:
             out.setdefault(site, {})[status] = count
         return out
 
+    def disk_history(self, site: str, device: str, since_day: str | dt.date,
+                     until_day: str | dt.date) -> list[tuple[str, float]]:
+        """(UTC day, fullest partition's peak %) per day with data, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT day, disk_used_max FROM device_daily WHERE site = ? AND device = ? "
+                "AND day >= ? AND day <= ? AND disk_used_max IS NOT NULL ORDER BY day",
+                (site, device, _day_text(since_day), _day_text(until_day))).fetchall()
+        return [(day, float(value)) for day, value in rows]
+
     def usage_since(self, day: str | dt.date) -> dict[tuple[str, str], dict[str, Any]]:
         """Every device's metrics roll-ups from `day` (UTC) on, merged: samples, CPU and
         memory p95 over the whole period, swapping share, fullest disk."""
