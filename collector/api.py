@@ -68,6 +68,14 @@ def _only_params(*allowed: str) -> None:
                             f"(allowed: {', '.join(allowed)})")
 
 
+def _choice_param(name: str, choices: tuple[str, ...], default: str | None = None,
+                  ) -> str | None:
+    value = request.args.get(name) or default
+    if value is not None and value not in choices:
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}, not {value[:40]!r}")
+    return value
+
+
 def _int_param(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -128,10 +136,7 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
     def devices() -> Response:
         _only_params("site", "status", "limit", "offset")
         site = request.args.get("site") or None
-        status = request.args.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise ApiError(400, f"status must be one of {', '.join(STATUSES)}, "
-                                f"not {status[:40]!r}")
+        status = _choice_param("status", STATUSES)
         limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
         offset = _int_param("offset", 0, 0, 10**12)
         rows = state.devices(site=site, status=status, limit=limit, offset=offset)
@@ -155,14 +160,8 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
         _only_params("state", "site", "device", "finding", "severity", "limit", "offset")
         if findings is None:
             raise ApiError(404, "rules are off in this collector ([collector] rules = false)")
-        state_arg = request.args.get("state") or "active"
-        if state_arg not in FINDING_STATES:
-            raise ApiError(400, f"state must be one of {', '.join(FINDING_STATES)}, "
-                                f"not {state_arg[:40]!r}")
-        severity = request.args.get("severity") or None
-        if severity is not None and severity not in SEVERITIES:
-            raise ApiError(400, f"severity must be one of {', '.join(SEVERITIES)}, "
-                                f"not {severity[:40]!r}")
+        state_arg = _choice_param("state", FINDING_STATES, "active") or "active"
+        severity = _choice_param("severity", SEVERITIES)
         limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
         offset = _int_param("offset", 0, 0, 10**12)
         rows = findings.query(state=state_arg, site=request.args.get("site") or None,
