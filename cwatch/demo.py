@@ -31,7 +31,9 @@ from cwatch.sim.runner import FleetRunner, SimClock
 
 SITE = "demo"
 AGENT_INTERVAL_S = 5.0
-LINK_FINDINGS = ("slow_link", "local_network", "portal_slow", "site_unreachable")
+LINK_FINDINGS = ("slow_link", "local_network", "portal_slow", "site_unreachable", "dns_slow")
+# Facts for upgrade planning, not failures: left out of "flagged equipment".
+PLANNING_FINDINGS = ("os_end_of_support", "windows11_incapable")
 FLEET_REPLAY_S, FLEET_SPEED = 2 * 3600.0, 120.0  # two hours of history in one minute
 
 
@@ -108,7 +110,8 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
             offline = sum(c.get("offline", 0) for c in counts.values())
             replay = "replaying" if runner.clock.now() < time.time() - 1 else "live"
             found = collector.findings.active_counts() if collector.findings else {}
-            equipment = sum(n for (kind, _), n in found.items() if kind not in LINK_FINDINGS)
+            equipment = sum(n for (kind, _), n in found.items()
+                            if kind not in LINK_FINDINGS and kind not in PLANNING_FINDINGS)
             links = sum(n for (kind, _), n in found.items() if kind in LINK_FINDINGS)
             line = (f"[{replay}] sites {len(counts):3d}  devices online {online:4d}  offline "
                     f"{offline:3d}  accepted {totals['accepted']:7.0f}  rejected "
