@@ -52,6 +52,8 @@ class RuleEngine:
         self.state = state
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str, str, str], KeyState] = {}
+        # (rule, site, device) -> items with an open finding: what an inventory replaces.
+        self._open_items: dict[tuple[str, str, str], set[str]] = {}
         self._roles: dict[tuple[str, str], str] = {}
         self._busy: dict[tuple[str, str], list[int]] = {}  # [local day, samples, busy]
         self._forecast: dict[tuple[str, str], tuple[str, Pairs]] = {}  # by UTC day
@@ -73,6 +75,7 @@ class RuleEngine:
             elif row["rule"] in rule_names and row["device"]:
                 key = (row["rule"], row["site"], row["device"], row["item"])
                 self._keys[key] = KeyState(finding_id=row["id"], last_ts=row["updated_ts"])
+                self._open_items.setdefault(key[:3], set()).add(key[3])
             elif row["scope"] in ("site", "province"):
                 self.links.restore(row["finding"], row["site"], row["id"])
 
@@ -170,9 +173,8 @@ class RuleEngine:
         longer lists (the OS it replaced, a Windows 11 blocker since fixed) clears."""
         current = {item for item, _ in pairs}
         healthy = rule.clear - 1 if rule.fires_above else rule.clear + 1
-        return [(key[3], healthy) for key, state in self._keys.items()
-                if key[:3] == (rule.name, sample.site, sample.device)
-                and key[3] not in current and state.finding_id is not None]
+        open_items = self._open_items.get((rule.name, sample.site, sample.device), ())
+        return [(item, healthy) for item in sorted(open_items) if item not in current]
 
     def _judge(self, rule: Rule, sample: Sample, item: str, value: float) -> None:
         key = (rule.name, sample.site, sample.device, item)
@@ -180,8 +182,6 @@ class RuleEngine:
         if sample.ts < state.last_ts:
             return
         state.last_ts = sample.ts
-        texts = (rule.summary.format(value=value, item=item),
-                 rule.summary_vi.format(value=value, item=item))
         if state.finding_id is None:
             if not rule.fires(value):
                 state.pending_since = None
@@ -189,6 +189,8 @@ class RuleEngine:
             if state.pending_since is None:
                 state.pending_since = sample.ts
             if sample.ts - state.pending_since >= rule.for_s:
+                texts = _texts(rule, value, item)
+                self._open_items.setdefault(key[:3], set()).add(item)
                 state.finding_id = self.findings.open(
                     finding=rule.finding, rule=rule.name, severity=rule.severity,
                     scope="device", site=sample.site, device=sample.device, item=item,
@@ -197,8 +199,9 @@ class RuleEngine:
         elif rule.clears(value):
             self.findings.resolve(state.finding_id, sample.ts)
             state.finding_id, state.pending_since = None, None
+            self._open_items.get(key[:3], set()).discard(item)
         else:
-            self.findings.update(state.finding_id, sample.ts, value, *texts)
+            self.findings.update(state.finding_id, sample.ts, value, *_texts(rule, value, item))
 
     # --- silence (housekeeping thread) -----------------------------------------------------
 
@@ -246,3 +249,8 @@ class RuleEngine:
 
     def active(self) -> list[dict[str, Any]]:
         return self.findings.query(state="active", limit=1_000_000)
+
+
+def _texts(rule: Rule, value: float, item: str) -> tuple[str, str]:
+    return (rule.summary.format(value=value, item=item),
+            rule.summary_vi.format(value=value, item=item))
