@@ -16,10 +16,12 @@ page or a traceback: the API's clients are scripts and dashboards.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +31,9 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from alerts.service import AlertService
+from alerts.silences import parse_request as parse_silence
+from alerts.store import OUTBOX_STATES, SILENCE_STATES
 from collector.rules.spec import SEVERITIES
 from collector.store.findings import STATES as FINDING_STATES
 from collector.store.findings import FindingsStore
@@ -106,7 +111,7 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
                blob_max_bytes: int = 10_000_000,
                findings: FindingsStore | None = None,
                priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
-               ) -> Flask:
+               alerts: AlertService | None = None) -> Flask:
     """The WSGI app; `requests` counts responses by route template and status code."""
     app = Flask("collector.api")
     # No redirects to a canonical URL: a client gets its answer or a JSON error.
@@ -178,6 +183,52 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
         limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
         return jsonify(priorities(request.args.get("site") or None, limit))
 
+    def _alerts() -> AlertService:
+        if alerts is None:
+            raise ApiError(404, "alerts are off in this collector ([alerts] enabled = false)")
+        return alerts
+
+    @app.get("/api/silences")
+    def silences_list() -> Response:
+        _only_params("state")
+        state_arg = _choice_param("state", SILENCE_STATES, "all") or "all"
+        now = time.time()
+        rows = [s.as_json(now) for s in _alerts().store.silences(state_arg, now)]
+        return jsonify(silences=rows, count=len(rows))
+
+    @app.post("/api/silences")
+    def silences_add() -> tuple[Response, int]:
+        _only_params()
+        service = _alerts()
+        body = request.get_json(silent=True)
+        if body is None:
+            raise ApiError(400, "the body must be JSON (Content-Type: application/json)")
+        now = time.time()
+        try:
+            wanted = parse_silence(body, now)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        silence = service.store.add_silence(**dataclasses.asdict(wanted))
+        log.info("silence %d added by %s: %s", silence.id, silence.created_by, silence.reason)
+        return jsonify(silence.as_json(now)), 201
+
+    @app.delete("/api/silences/<int:silence_id>")
+    def silences_expire(silence_id: int) -> Response:
+        _only_params()
+        silence = _alerts().store.expire_silence(silence_id)
+        if silence is None:
+            raise ApiError(404, f"no silence {silence_id}")
+        log.info("silence %d expired", silence_id)
+        return jsonify(silence.as_json(time.time()))
+
+    @app.get("/api/alerts/outbox")
+    def outbox() -> Response:
+        _only_params("state", "limit")
+        state_arg = _choice_param("state", OUTBOX_STATES)
+        limit = _int_param("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        service = _alerts()
+        return jsonify(messages=service.store.outbox(state_arg, limit), **service.status())
+
     @app.get("/probe/blob")
     def probe_blob() -> Response:
         _only_params("bytes")
@@ -231,7 +282,7 @@ class ApiServer:
                  blob_max_bytes: int = 10_000_000, threads: int = 8,
                  findings: FindingsStore | None = None,
                  priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
-                 ) -> None:
+                 alerts: AlertService | None = None) -> None:
         self._host, self._requested_port, self._threads = host, port, threads
         self._registry = registry
         # Registered while serving only, so a stopped server can be replaced by a new one
@@ -239,7 +290,7 @@ class ApiServer:
         self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
                                  "template and status code", ["path", "code"], registry=None)
         self.app = create_app(state, registry, self._requests, health, blob_max_bytes,
-                              findings, priorities)
+                              findings, priorities, alerts)
         self._server: Any = None
         self._listener: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -1,10 +1,11 @@
-"""The collector's config file: [collector], [broker] and [tsdb] sections."""
+"""The collector's config file: [collector], [broker], [tsdb] and [alerts] sections."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+from alerts.config import AlertsSection
 from collector import partition
 from cwatch.config import load as load_config
 from cwatch.config import parse_host_port
@@ -21,6 +22,8 @@ class CollectorSection:
     # Several collectors, each with its share of the sites (see collector/partition.py):
     # "K/N" for the K-th of N, and the file listing every site of the province.
     partition: str = ""
+    # The province's sites: one id per line, or a CSV with `site` and `name` columns
+    # (the name is what e-mails show). Needed for partition, optional otherwise.
     sites_file: str = ""
     listen: str = "127.0.0.1:9555"
     state_path: str = "cwatch-state.db"
@@ -66,6 +69,11 @@ class CollectorConfig:
     collector: CollectorSection = dataclasses.field(default_factory=CollectorSection)
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
     tsdb: TsdbSection = dataclasses.field(default_factory=TsdbSection)
+    alerts: AlertsSection = dataclasses.field(default_factory=AlertsSection)
+
+    def __post_init__(self) -> None:
+        if self.alerts.enabled and not self.collector.rules:
+            raise ValueError("[alerts] enabled needs the rules ([collector] rules = true)")
 
 
 def load(path: Path | None, overrides: dict[str, dict[str, object]]) -> CollectorConfig:

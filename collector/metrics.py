@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -69,10 +70,16 @@ class FleetCollector(Collector):
 
 
 class FindingsCollector(Collector):
-    """Active findings by kind and severity, read from the findings table at scrape time."""
+    """Active findings read from the findings table at scrape time: counts by kind and
+    severity, and (given active_rows) one series per active finding for alerting rules
+    (deploy/prometheus/cwatch-alerts.yml)."""
 
-    def __init__(self, active_counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+    LABELS = ("finding", "rule", "severity", "scope", "site", "device", "item")
+
+    def __init__(self, active_counts: Callable[[], dict[tuple[str, str], int]],
+                 active_rows: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self._counts = active_counts
+        self._rows = active_rows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("cwatch_findings_active", "Active findings by kind and "
@@ -80,3 +87,27 @@ class FindingsCollector(Collector):
         for (finding, severity), count in sorted(self._counts().items()):
             family.add_metric([finding, severity], count)
         yield family
+        if self._rows is None:
+            return
+        active = GaugeMetricFamily(
+            "cwatch_finding_active", "1 per active finding (site/device empty for "
+            "province-level findings, item empty when the finding is about the whole "
+            "device or site)", labels=list(self.LABELS))
+        started = GaugeMetricFamily(
+            "cwatch_finding_started_timestamp_seconds", "When the active finding started "
+            "(Unix time)", labels=list(self.LABELS))
+        seen: set[tuple[str, ...]] = set()
+        for row in self._rows():
+            if row.get("ended_ts") is not None:
+                continue
+            labels = tuple("" if row.get(name) is None else str(row[name])
+                           for name in self.LABELS)
+            # Two rows with the same labels would be one series twice (an invalid
+            # exposition); the first (newest, as query() orders them) wins.
+            if labels in seen:
+                continue
+            seen.add(labels)
+            active.add_metric(list(labels), 1)
+            started.add_metric(list(labels), float(row["started_ts"]))
+        yield active
+        yield started

@@ -58,6 +58,19 @@ def read_sites(path: Path) -> list[str]:
     return sites
 
 
+def site_names(path: Path) -> dict[str, str]:
+    """{site id: display name} from a sites CSV with a `name` column (as in the shared
+    Dong Nai sample); empty for a plain list of ids."""
+    read_sites(path)  # the same checks, the same one-line errors
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [line for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines or "," not in lines[0]:
+        return {}
+    return {row["site"].strip(): (row.get("name") or "").strip() or row["site"].strip()
+            for row in csv.DictReader(lines)}
+
+
 def topics(partition: str, sites_file: str) -> list[str]:
     """The topic filters of this collector's share of the sites."""
     index, count = parse(partition)

@@ -9,6 +9,7 @@
               -> StateStore.apply_many (store/state.py, SQLite, one transaction)
               -> sinks (rules, tests, the demo)
     housekeeping thread: silent devices -> offline; de-duplication ranges -> state store
+    AlertService (alerts/service.py): findings table -> grouped e-mails -> outbox -> SMTP
     ApiServer (api.py): /metrics, /healthz, /api/*, /probe/blob
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from alerts.service import AlertService
 from collector import partition
 from collector.api import ApiServer
 from collector.config import CollectorConfig
@@ -74,7 +77,15 @@ class Collector:
             ruleset = rule_spec.load(Path(section.rules_file) if section.rules_file else None)
             self.findings = FindingsStore(self.state)
             self.engine = RuleEngine(ruleset, self.findings, self.state)
-            self.metrics.registry.register(FindingsCollector(self.findings.active_counts))
+            self.metrics.registry.register(FindingsCollector(
+                self.findings.active_counts,
+                functools.partial(self.findings.query, state="active", limit=100_000)))
+        self.alerts: AlertService | None = None
+        if config.alerts.enabled and self.findings is not None:
+            names = partition.site_names(Path(section.sites_file)) if section.sites_file else {}
+            self.alerts = AlertService(config.alerts, self.state, self.findings,
+                                       self.metrics.registry, site_names=names,
+                                       priorities=self._top_devices)
         # The rules see each sample right after the state store has it.
         self._sinks = ([self.engine.observe] if self.engine else []) + list(sinks or [])
         self._on_reject = on_reject
@@ -114,11 +125,14 @@ class Collector:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.alerts is not None:
+            self.alerts.start()
         if serve_http:
             host, port = parse_host_port(self.config.collector.listen, "listen")
             self.api = ApiServer(self.state, self.metrics.registry, host, port,
                                  health=self.health, findings=self.findings,
-                                 priorities=self.priorities if self.engine else None)
+                                 priorities=self.priorities if self.engine else None,
+                                 alerts=self.alerts)
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
@@ -144,6 +158,9 @@ class Collector:
         return priority.rank(self.state, self.findings, time.time(),
                              self.engine.rules.priority, site, limit)
 
+    def _top_devices(self, site: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.priorities(site, limit)["devices"]
+
     def health(self) -> dict[str, Any]:
         return {"ok": self._connected.is_set(), "broker_connected": self._connected.is_set(),
                 "state_queue": len(self._pending)}
@@ -155,6 +172,8 @@ class Collector:
         for thread in self._threads:
             thread.join(timeout=30)
         self._persist_dedup()
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.tsdb is not None:
             self.tsdb.stop(timeout_s=10)
         if self.api is not None:

@@ -112,6 +112,31 @@ def _run_sim(args: argparse.Namespace) -> int:
         return 1
 
 
+def _run_alerts(args: argparse.Namespace) -> int:
+    _need_python_311("alerts")
+    from alerts import cli as alerts_cli
+
+    try:
+        if args.alerts_command == "test-email":
+            return alerts_cli.run_test_email(args.config, args.to)
+        url = alerts_cli.api_url(args.url)
+        if args.alerts_command == "outbox":
+            return alerts_cli.outbox(url, args.state, args.limit, args.json)
+        if args.silence_command == "add":
+            return alerts_cli.silence_add(
+                url, site=args.site, device=args.device, rule=args.rule,
+                duration=args.duration, until=args.until, start=args.start,
+                reason=args.reason, created_by=args.by, as_json=args.json)
+        if args.silence_command == "list":
+            return alerts_cli.silence_list(url, args.state, args.json)
+        return alerts_cli.silence_expire(url, args.id)
+    except alerts_cli.CliError as exc:
+        if exc.usage:
+            raise UsageError(str(exc)) from None
+        print(f"{PROG} alerts: error: {exc}", file=sys.stderr)
+        return 1
+
+
 def _not_yet(name: str, issue: int) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cwatch {name} is not built yet in version {cwatch.__version__} "
@@ -230,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=("debug", "info", "warning", "error"))
     sim.set_defaults(run=_run_sim)
 
+    _add_alerts_parser(sub)
+
     for name, issue, text in (
         ("report", 9, "write procurement reports (XLSX, CSV, HTML, PDF)"),
         ("dashboards", 8, "generate and provision the Grafana dashboards"),
@@ -239,6 +266,128 @@ def build_parser() -> argparse.ArgumentParser:
                              f"this version; planned in issue {issue}.")
         cmd.set_defaults(run=_not_yet(name, issue))
     return parser
+
+
+def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    alerts = sub.add_parser(
+        "alerts", help="silences, the e-mail outbox and a test e-mail (Python 3.11+)",
+        description="Work with the e-mail alerts of a running collector through its JSON "
+                    "API: silence alerts during planned work, look at the outbox of "
+                    "e-mails, and send a test e-mail with the collector's config file. The "
+                    "collector's address is --url, else $CWATCH_API_URL, else "
+                    "http://127.0.0.1:9555. Times are Vietnam time (UTC+07:00) unless "
+                    "given with an offset.",
+        epilog="Examples:\n"
+               "  cwatch alerts silence add --site an-phuoc --duration 2h "
+               "--reason \"replacing the router\"\n"
+               "  cwatch alerts silence list --state all\n"
+               "  cwatch alerts silence expire 7\n"
+               "  cwatch alerts outbox --state failed\n"
+               "  cwatch alerts test-email --config /etc/cwatch/collector.toml\n\n"
+               "Exit status: 0 done; 1 the collector cannot be reached or cannot do it (no "
+               "such silence,\nalerts off, a server error) or a test e-mail was not sent; "
+               "2 a mistake in the command,\nincluding a request the collector refuses as "
+               "invalid (HTTP 400).",
+        formatter_class=raw)
+    alerts.set_defaults(run=_run_alerts)
+    actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION")
+    actions.required = True
+    # On each action, not on `alerts`: a sub-parser's default would overwrite the parent's.
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument("--url", metavar="URL",
+                     help="the collector's API (default: $CWATCH_API_URL, else "
+                          "http://127.0.0.1:9555)")
+
+    silence = actions.add_parser(
+        "silence", help="add, list or expire silences",
+        description="A silence holds back the e-mails about the findings it matches (by "
+                    "site, device and/or rule) for a while: planned work, a known outage.",
+        epilog="Examples:\n"
+               "  cwatch alerts silence add --site an-phuoc --device pc-01 --duration 3h "
+               "--reason \"disk swap\"\n"
+               "  cwatch alerts silence list\n"
+               "  cwatch alerts silence expire 7",
+        formatter_class=raw)
+    silence_actions = silence.add_subparsers(dest="silence_command", metavar="ACTION")
+    silence_actions.required = True
+
+    add = silence_actions.add_parser(
+        "add", parents=[api], help="silence the alerts that match, for a while",
+        description="Add a silence: the findings matching every matcher given (at least one "
+                    "of --site, --device, --rule) send no e-mail from --start (default now) "
+                    "for --duration or until --until. Prints the new silence's id, then a "
+                    "summary.",
+        epilog="Examples:\n"
+               "  cwatch alerts silence add --site an-phuoc --duration 2h "
+               "--reason \"replacing the router\"\n"
+               "  cwatch alerts silence add --site binh-an --rule disk_failing "
+               "--start \"2026-12-01 07:30\" \\\n"
+               "      --until 2026-12-01T17:00+07:00 --reason \"disk swap\" --by lan",
+        formatter_class=raw)
+    add.add_argument("--site", metavar="SITE", help="only this site (commune), e.g. an-phuoc")
+    add.add_argument("--device", metavar="DEVICE", help="only this device, e.g. pc-01")
+    add.add_argument("--rule", metavar="RULE", help="only this rule or finding kind")
+    until = add.add_mutually_exclusive_group(required=True)
+    until.add_argument("--duration", metavar="DURATION",
+                       help="how long from the start: 90m, 2h, 1d")
+    until.add_argument("--until", metavar="TIME",
+                       help="when it ends: 2026-12-01T17:00+07:00, or 2026-12-01 17:00 "
+                            "(Vietnam time)")
+    add.add_argument("--start", metavar="TIME",
+                     help="when it begins, written like --until (default: now)")
+    add.add_argument("--reason", required=True, metavar="TEXT",
+                     help="why (shown to whoever wonders where the e-mails went)")
+    add.add_argument("--by", metavar="NAME",
+                     help="who silences (default: $USER, else \"cli\")")
+    add.add_argument("--json", action="store_true", help="print the new silence as JSON")
+
+    listing = silence_actions.add_parser(
+        "list", parents=[api], help="show silences",
+        description="Show the silences in a table (id, matchers, from, until, by, reason; "
+                    "times in Vietnam time) or as the API's JSON.",
+        epilog="Examples:\n  cwatch alerts silence list\n"
+               "  cwatch alerts silence list --state expired --json",
+        formatter_class=raw)
+    listing.add_argument("--state", default="active",
+                         choices=("active", "pending", "expired", "all"),
+                         help="which silences (default: active)")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    expire = silence_actions.add_parser(
+        "expire", parents=[api], help="end a silence now",
+        description="End a silence now (it stays in the list of expired silences).",
+        epilog="Example: cwatch alerts silence expire 7", formatter_class=raw)
+    expire.add_argument("id", type=_positive_int, metavar="ID",
+                        help="the silence's id (from `silence list`)")
+
+    outbox = actions.add_parser(
+        "outbox", parents=[api], help="show the e-mails waiting, sent or failed",
+        description="Show the collector's outbox: the e-mails it queued, their state "
+                    "(pending, sent, failed), attempts and last error, newest first.",
+        epilog="Examples:\n  cwatch alerts outbox\n"
+               "  cwatch alerts outbox --state failed --limit 20\n"
+               "  cwatch alerts outbox --json",
+        formatter_class=raw)
+    outbox.add_argument("--state", choices=("pending", "sent", "failed"),
+                        help="only e-mails in this state (default: all)")
+    outbox.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="at most N e-mails, 1-1000 (default 100)")
+    outbox.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    test = actions.add_parser(
+        "test-email", help="send a test e-mail to the configured recipients",
+        description="Read the collector's config file and send a test e-mail, in each "
+                    "recipient's language, through the SMTP server of its [alerts] section. "
+                    "It talks to the mail server directly (no collector needs to run). "
+                    "Exit status 1 if any e-mail was not sent.",
+        epilog="Examples:\n  cwatch alerts test-email --config /etc/cwatch/collector.toml\n"
+               "  cwatch alerts test-email --config collector.toml --to lan@example.vn",
+        formatter_class=raw)
+    test.add_argument("--config", type=Path, metavar="FILE", required=True,
+                      help="the collector's TOML config file, with its [alerts] section")
+    test.add_argument("--to", metavar="EMAIL",
+                      help="only this recipient (one of the config's [[alerts.recipients]])")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

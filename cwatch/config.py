@@ -14,7 +14,7 @@ import re
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
 from urllib.parse import unquote, urlsplit
 
 if sys.version_info >= (3, 11):
@@ -114,6 +114,11 @@ def build(cls: Type[T], data: Mapping[str, Any], source: str, section: str = "",
             values[name] = build(tp, sub, source, name if not section else section + "." + name,
                                  env)
             continue
+        item_tp = _dataclass_items(tp)
+        if item_tp is not None:  # an array of tables: [[alerts.recipients]]
+            values[name] = _build_list(item_tp, data.get(name, []), source,
+                                       f"{section}.{name}" if section else name, env)
+            continue
         env_key = ENV_PREFIX + (section.replace(".", "_") + "_" if section else "") + name
         env_key = env_key.upper()
         if env_key in env:
@@ -127,6 +132,25 @@ def build(cls: Type[T], data: Mapping[str, Any], source: str, section: str = "",
         return cls(**values)
     except ValueError as exc:  # __post_init__ range checks
         raise ConfigError(f"{source}: {label}{exc}") from None
+
+
+def _dataclass_items(tp: Any) -> Optional[Any]:
+    """The item type of a List[SomeDataclass] field, else None."""
+    if typing.get_origin(tp) in (list, typing.List):
+        (item_tp,) = typing.get_args(tp)
+        if dataclasses.is_dataclass(item_tp):
+            return item_tp
+    return None
+
+
+def _build_list(item_tp: Any, tables: Any, source: str, section: str,
+                env: Mapping[str, str]) -> List[Any]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{source}: [[{section}]] must be an array of tables")
+    # Entries are numbered from 1 as an operator counts them in the file; the
+    # environment does not reach into them (no CWATCH_ key could name one).
+    return [build(item_tp, table, source, f"{section} #{number}", env={})
+            for number, table in enumerate(tables, start=1)]
 
 
 def load(cls: Type[T], path: Optional[Path], overrides: Mapping[str, Mapping[str, Any]]) -> T:

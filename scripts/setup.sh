@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for commune-watch: the Debian packages that are missing
-# (Python, the MQTT broker, and for the tests VictoriaMetrics), then a
-# virtualenv in .venv with the project installed. Safe to run again.
+# (Python, the MQTT broker, and for the tests VictoriaMetrics, promtool and
+# amtool), then a virtualenv in .venv with the project installed. Safe to run again.
 # Usage: scripts/setup.sh [dev|demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,11 @@ if [ "$mode" = dev ]; then
   packages+=(
     [mosquitto-clients]=/usr/bin/mosquitto_pub
     [victoria-metrics]=/usr/bin/victoria-metrics
+    # promtool and amtool check deploy/prometheus and deploy/alertmanager. On a
+    # systemd machine Debian also starts (and enables) the prometheus and
+    # prometheus-alertmanager services; the tests do not need them running.
+    [prometheus]=/usr/bin/promtool
+    [prometheus-alertmanager]=/usr/bin/amtool
   )
 fi
 

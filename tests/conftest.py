@@ -14,6 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests' own helper modules
 
+from smtp_helpers import SmtpServer  # noqa: E402
+
 from cwatch.procs import Mosquitto  # noqa: E402
 from cwatch.tsdb_proc import VictoriaMetrics  # noqa: E402
 
@@ -39,5 +41,12 @@ def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     """A private VictoriaMetrics for one test (tests may stop and restart it: same port,
     same data folder)."""
     server = VictoriaMetrics(tmp_path / "victoria-metrics").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
     yield server
     server.stop()

@@ -20,13 +20,22 @@ def cwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("command", "must_mention"), [
-    ((), ["agent", "collector", "sim", "demo", "report", "dashboards"]),
+    ((), ["agent", "collector", "sim", "demo", "alerts", "report", "dashboards"]),
     (("agent",), ["--config", "--broker", "--site", "--device", "--interval", "--once",
                   "--print", "Example"]),
     (("collector",), ["--config", "--broker", "--tsdb", "--listen", "--state", "Example"]),
     (("demo",), ["--duration", "Ctrl-C"]),
     (("sim",), ["--broker", "--devices", "--sites", "--seed", "--scenario", "--truth",
                  "--duration", "--start", "--speed", "Examples"]),
+    (("alerts",), ["silence", "outbox", "test-email", "CWATCH_API_URL", "Examples",
+                   "Exit status"]),
+    (("alerts", "silence"), ["add", "list", "expire", "Examples"]),
+    (("alerts", "silence", "add"), ["--url", "--site", "--device", "--rule", "--duration",
+                                    "--until", "--start", "--reason", "--by", "Examples"]),
+    (("alerts", "silence", "list"), ["--url", "--state", "--json", "Examples"]),
+    (("alerts", "silence", "expire"), ["--url", "ID", "Example"]),
+    (("alerts", "outbox"), ["--url", "--state", "--limit", "--json", "Examples"]),
+    (("alerts", "test-email"), ["--config", "--to", "Examples"]),
     (("report",), ["Not built yet"]),
     (("dashboards",), ["Not built yet"]),
 ])
@@ -45,6 +54,10 @@ def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
     (("collector", "--listen", "9555"), "listen '9555' must be HOST:PORT"),
     (("sim", "--speed", "0"), "argument --speed: '0' must be a positive number"),
     (("sim", "--start", "yesterday"), "--start 'yesterday' must be now"),
+    (("alerts",), "the following arguments are required: ACTION"),
+    (("alerts", "silence", "add", "--duration", "2h", "--reason", "x"),
+     "give at least one of --site, --device, --rule"),
+    (("alerts", "test-email"), "the following arguments are required: --config"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> None:

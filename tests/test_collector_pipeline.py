@@ -134,9 +134,12 @@ def test_duplicates_are_dropped_also_across_a_restart(mosquitto: Mosquitto,
         publisher.publish(samples.topic("metrics"), first)  # seen before the restart
         publisher.publish(samples.topic("metrics"),
                           protocol.encode(samples.envelope("metrics", seq=8)))
-        wait_until(lambda: collector.metrics.totals()["received"] == 2)
+        # (>= 2: under load the broker may also re-deliver seq 7 if the first collector
+        # stopped before acknowledging it; that is one more duplicate, not an error.)
+        wait_until(lambda: collector.metrics.totals()["accepted"] >= 1
+                   and collector.metrics.totals()["received"] >= 2)
         assert collector.wait_idle(10)
-        assert collector.metrics.totals()["duplicate"] == 1
+        assert collector.metrics.totals()["duplicate"] >= 1
         assert collector.metrics.totals()["accepted"] == 1
     finally:
         publisher.close()

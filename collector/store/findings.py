@@ -85,3 +85,24 @@ class FindingsStore:
             rows = self._db.execute("SELECT finding, severity, COUNT(*) FROM findings WHERE "
                                     "ended_ts IS NULL GROUP BY finding, severity").fetchall()
         return {(finding, severity): count for finding, severity, count in rows}
+
+    def by_ids(self, ids: list[int] | set[int]) -> dict[int, dict[str, Any]]:
+        """The findings with these ids (active or not), by id."""
+        out: dict[int, dict[str, Any]] = {}
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start:start + 500]
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM findings WHERE id IN "
+                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            out.update((row[0], dict(zip(_COLUMNS, row))) for row in rows)
+        return out
+
+    def resolved_since(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Findings that ended at or after `since`, most recent first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM findings WHERE ended_ts >= ? "
+                "ORDER BY ended_ts DESC LIMIT ?", (since, limit)).fetchall()
+        return [dict(zip(_COLUMNS, row)) for row in rows]

@@ -241,7 +241,7 @@ class StateStore:
         # In WAL mode NORMAL loses at most the last transactions on power loss, never
         # corrupts; the de-duplicator and retained messages make up for the loss.
         db.execute("PRAGMA synchronous = NORMAL")
-        with _transaction(db):
+        with transaction(db):
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
@@ -256,7 +256,7 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _transaction(self._db):
+        with self._lock, transaction(self._db):
             yield self._db
 
     def close(self) -> None:
@@ -603,6 +603,13 @@ class StateStore:
                                     "WHERE site = ?", (site,)).fetchall()
         return [tuple(row) for row in rows]
 
+    def role_of(self, site: str, device: str) -> str | None:
+        """The device's role (service-counter, office, ...) as its inventory gave it."""
+        with self._lock:
+            row = self._db.execute("SELECT role FROM devices WHERE site = ? AND device = ?",
+                                   (site, device)).fetchone()
+        return row[0] if row else None
+
     def counts_by_site(self) -> dict[str, dict[str, int]]:
         """{site: {status: devices}} for the cwatch_devices gauge."""
         out: dict[str, dict[str, int]] = {}
@@ -699,7 +706,7 @@ class StateStore:
 
 
 @contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN")
     try:
         yield
