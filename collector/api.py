@@ -2,7 +2,8 @@
 
     waitress (one I/O thread + a small worker pool, in a background thread of ours)
         -> Flask app: /metrics, /healthz, /api/devices[/<site>/<device>], /api/sites,
-                      /probe/blob?bytes=N
+                      /api/findings, /api/priorities, /api/silences[/<id>],
+                      /api/alerts/outbox, /probe/blob?bytes=N
         -> every response counted in cwatch_http_requests_total{path=<route>, code}
 
 Flask + waitress: both pure Python and long maintained (Pallets, Pylons), no async

@@ -23,6 +23,10 @@ def test_example_configs_load() -> None:
     collector = collector_config.load(DEPLOY / "collector.example.toml", {})
     assert collector.collector.listen == "0.0.0.0:9555"
     assert collector.tsdb.url == "http://127.0.0.1:8428"
+    alerts = collector.alerts
+    assert not alerts.enabled and [r.email for r in alerts.recipients] == [
+        "cntt@tinh.gov.vn", "cntt.anphuoc@tinh.gov.vn"]
+    assert alerts.recipients[1].name == "Nguyễn Văn An" and alerts.inhibit[0].equal == ["site"]
 
 
 def test_command_line_overrides_file(tmp_path: Path) -> None:
