@@ -60,10 +60,17 @@ class Dispatcher:
         silenced = {f["id"] for f in active if any(s.matches(f) for s in silences)}
         inhibited = _inhibited(active, self.section.inhibit)
         self.silenced_count, self.inhibited_count = len(silenced), len(inhibited - silenced)
-        notifiable = [f for f in active if f["id"] not in silenced | inhibited]
+        held = silenced | inhibited
+        by_site: dict[str | None, list[Finding]] = {}
+        for finding in active:
+            if finding["id"] not in held:
+                by_site.setdefault(finding["site"], []).append(finding)
         queued = 0
         for recipient in self.section.recipients:
-            queued += self._recipient(recipient, notifiable, now)
+            # A commune's contact needs only its sites' findings: no scan of the province.
+            sites = list(by_site) if "*" in recipient.sites else [*recipient.sites, None]
+            candidates = [f for site in sites for f in by_site.get(site, ())]
+            queued += self._recipient(recipient, candidates, now)
             queued += self._maybe_digest(recipient, active, silenced, now)
         return queued
 
