@@ -328,7 +328,10 @@ class ApiServer:
         socket_map = self._socket_map()
         # Closing sockets from this thread would race the loop's select(); a thunk on the
         # trigger runs inside the loop thread, and the loop ends once its map is empty.
-        self._listener.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))
+        try:
+            self._listener.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map))
+        except OSError:  # the loop already ended and closed its trigger: close here
+            wasyncore.close_all(socket_map)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
