@@ -68,7 +68,8 @@ class Dispatcher:
         queued = 0
         for recipient in self.section.recipients:
             # A commune's contact needs only its sites' findings: no scan of the province.
-            sites = list(by_site) if "*" in recipient.sites else [*recipient.sites, None]
+            sites = list(by_site) if "*" in recipient.sites else list(
+                dict.fromkeys([*recipient.sites, None]))  # a site listed twice counts once
             candidates = [f for site in sites for f in by_site.get(site, ())]
             queued += self._recipient(recipient, candidates, now)
             queued += self._maybe_digest(recipient, active, silenced, now)
