@@ -52,6 +52,7 @@ class Dispatcher:
         self._repeat = section.seconds("repeat_interval")
         self.silenced_count = 0
         self.inhibited_count = 0
+        self._digest_day: dict[str, str] = {}  # recipient -> the day its digest was done
 
     def tick(self, now: float) -> int:
         """One pass over every recipient; returns the e-mails queued."""
@@ -152,8 +153,11 @@ class Dispatcher:
                 local.hour * 60 + local.minute < clock_minutes(self.section.digest_time,
                                                                "digest_time"):
             return 0
+        if self._digest_day.get(recipient.email) == today.isoformat():
+            return 0  # done today: no query on every pass for the rest of the day
         last = self.store.last_digest(recipient.email)
         if last is not None and last[0] >= today.isoformat():
+            self._digest_day[recipient.email] = last[0]
             return 0
         since = now - 86400.0 if last is None else max(last[1], now - DIGEST_RESOLVED_MAX_S)
         mine = [f for f in active if recipient.wants(f["site"], f["severity"])]
@@ -161,11 +165,13 @@ class Dispatcher:
                     if recipient.wants(f["site"], f["severity"])]
         if not mine and not resolved:  # nothing to tell: no e-mail, but the day is done
             self.store.record_digest(recipient.email, today.isoformat(), None)
+            self._digest_day[recipient.email] = today.isoformat()
             return 0
         priorities = self._top_priorities(recipient)
         subject, message = self.renderer.digest(recipient, mine, resolved, priorities,
                                                 silenced, now)
         self.store.record_digest(recipient.email, today.isoformat(), (subject, message))
+        self._digest_day[recipient.email] = today.isoformat()
         self._on_queued("digest")
         log.info("queued the daily digest for %s", recipient.email)
         return 1

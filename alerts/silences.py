@@ -3,7 +3,6 @@ by field: every mistake is one line naming the field."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import re
@@ -16,19 +15,9 @@ MAX_SILENCE_S = 366 * 86400.0
 FIELDS = ("site", "device", "rule", "starts", "ends", "duration", "reason", "created_by")
 
 
-@dataclasses.dataclass(frozen=True)
-class SilenceRequest:
-    site: str | None
-    device: str | None
-    rule: str | None
-    starts_ts: float
-    ends_ts: float
-    reason: str
-    created_by: str
-
-
-def parse_request(body: Any, now: float) -> SilenceRequest:
-    """Raises ValueError with a one-line message naming the field that is wrong."""
+def parse_request(body: Any, now: float) -> dict[str, Any]:
+    """The keyword arguments of AlertStore.add_silence; raises ValueError with a one-line
+    message naming the field that is wrong."""
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     unknown = sorted(set(body) - set(FIELDS))
@@ -70,8 +59,7 @@ def parse_request(body: Any, now: float) -> SilenceRequest:
         if len(value) > 500:
             raise ValueError(f"{name} is longer than 500 characters")
         texts[name] = value.strip()
-    return SilenceRequest(matchers["site"], matchers["device"], matchers["rule"], starts,
-                          ends, texts["reason"], texts["created_by"])
+    return {**matchers, "starts_ts": starts, "ends_ts": ends, **texts}
 
 
 def _time(value: Any, name: str) -> float:

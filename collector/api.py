@@ -17,7 +17,6 @@ page or a traceback: the API's clients are scripts and dashboards.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -209,7 +208,7 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
             wanted = parse_silence(body, now)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-        silence = service.store.add_silence(**dataclasses.asdict(wanted))
+        silence = service.store.add_silence(**wanted)
         log.info("silence %d added by %s: %s", silence.id, silence.created_by, silence.reason)
         return jsonify(silence.as_json(now)), 201
 
