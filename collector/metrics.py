@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -111,3 +113,49 @@ class FindingsCollector(Collector):
             started.add_metric(list(labels), float(row["started_ts"]))
         yield active
         yield started
+
+
+class PrioritiesCollector(Collector):
+    """The upgrade ranking (collector/rules/priority.py) as gauges, for the Grafana table:
+    a score and a rank per device (with its role, suggested action and why) and a score
+    per site. The ranking reads every device's state, so it is computed at most once per
+    `max_age_s` however often Prometheus scrapes."""
+
+    def __init__(self, rank: Callable[[], dict[str, Any]], max_age_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._rank = rank
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _ranking(self) -> dict[str, Any]:
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now - self._cached[0] >= self._max_age_s:
+                self._cached = (now, self._rank())
+            return self._cached[1]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ranking = self._ranking()
+        score = GaugeMetricFamily(
+            "cwatch_upgrade_priority_score", "Upgrade priority of a device (higher first), "
+            "with its role, the suggested action and why", labels=[
+                "site", "device", "role", "action", "why"])
+        rank = GaugeMetricFamily("cwatch_upgrade_priority_rank", "Place of the device in the "
+                                 "province's upgrade ranking (1 = first)",
+                                 labels=["site", "device"])
+        for place, device in enumerate(ranking["devices"], start=1):
+            why = "; ".join(f"{part['because']} (+{part['points']:g})"
+                            for part in device["why"])
+            score.add_metric([device["site"], device["device"], device["role"] or "",
+                              device["action"], why], device["score"])
+            rank.add_metric([device["site"], device["device"]], place)
+        yield score
+        yield rank
+        sites = GaugeMetricFamily("cwatch_upgrade_site_score", "Upgrade priority of a site: "
+                                  "its devices' scores plus its link findings",
+                                  labels=["site", "action"])
+        for site in ranking["sites"]:
+            sites.add_metric([site["site"], site["action"]], site["score"])
+        yield sites

@@ -31,7 +31,7 @@ from collector.api import ApiServer
 from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
 from collector.ingest import Decoder, Rejection, Sample
-from collector.metrics import FindingsCollector, FleetCollector, IngestMetrics
+from collector.metrics import FindingsCollector, FleetCollector, IngestMetrics, PrioritiesCollector
 from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.rules.engine import RuleEngine
@@ -80,6 +80,8 @@ class Collector:
             self.metrics.registry.register(FindingsCollector(
                 self.findings.active_counts,
                 functools.partial(self.findings.query, state="active", limit=100_000)))
+            self.metrics.registry.register(PrioritiesCollector(
+                functools.partial(self.priorities, None, 1_000_000)))
         self.alerts: AlertService | None = None
         if config.alerts.enabled and self.findings is not None:
             names = partition.site_names(Path(section.sites_file)) if section.sites_file else {}

@@ -80,9 +80,26 @@ def metrics(fleet: Fleet, device: Device, ts: float, seq: int) -> dict[str, Any]
                     swap_in_bytes_per_s=round(swap_in, 1))
     if device.role != "router":
         data["disks"] = [_disk(fleet, device, ts, rng)]
+        data["disk_io"] = [_disk_io(fleet, device, ts, seq, busy)]
         data["temperatures"] = [_cpu_temperature(device, ts, cpu, rng)]
         data["smart"] = [_smart(device, ts, rng)]
     return data
+
+
+def _disk_io(fleet: Fleet, device: Device, ts: float, seq: int, busy: bool) -> dict[str, Any]:
+    # Its own random stream, so adding it left every other simulated value as it was.
+    rng = _rng(fleet, device, "disk_io", seq)
+    hdd = device.hw.disk_kind == "hdd"
+    scale = (1.0 if busy else 0.2) * rng.uniform(0.3, 1.7)
+    read, write = 400_000 * scale, 150_000 * scale
+    # An old spinning disk is busy for the same work a solid-state one hardly notices.
+    busy_pct = min(100.0, (35.0 if hdd else 4.0) * scale)
+    if device.fault("memory_pressure", ts):  # paging keeps the disk busy
+        busy_pct = rng.uniform(85, 100) if hdd else rng.uniform(30, 60)
+    return {"name": "nvme0n1" if device.hw.disk_kind == "nvme" else "sda",
+            "read_bytes_per_s": round(read, 1), "write_bytes_per_s": round(write, 1),
+            "read_ops_per_s": round(read / 16_384, 1), "write_ops_per_s": round(write / 8_192, 1),
+            "busy_percent": round(busy_pct, 1)}
 
 
 def _disk(fleet: Fleet, device: Device, ts: float, rng: random.Random) -> dict[str, Any]:
