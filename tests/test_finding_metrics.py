@@ -97,3 +97,43 @@ def test_without_rows_only_the_counts_are_exported() -> None:
     assert set(families) == {"cwatch_findings_active"}
     assert families["cwatch_findings_active"] == [
         ({"finding": "disk_full", "severity": "warning"}, 3.0)]
+
+
+def test_upgrade_ranking_on_metrics_computed_at_most_once_a_minute() -> None:
+    from collector.metrics import PrioritiesCollector
+
+    ranking = {
+        "devices": [
+            {"site": "an-phuoc", "device": "pc-01", "role": "service-counter", "score": 61.5,
+             "action": "replace the HDD with an SSD", "why": [
+                 {"part": "risk", "points": 20.0, "because": "Ổ đĩa sda: 16 sector"},
+                 {"part": "age", "points": 27.3, "because": "13 years old (from BIOS date)"}]},
+            {"site": "binh-hoa", "device": "router", "role": None, "score": 0.0,
+             "action": "none", "why": []}],
+        "sites": [{"site": "an-phuoc", "score": 61.5, "action": "none", "link": []}]}
+    calls: list[float] = []
+    now = [1000.0]
+
+    def rank() -> dict[str, Any]:
+        calls.append(now[0])
+        return ranking
+
+    collector = PrioritiesCollector(rank, max_age_s=60, clock=lambda: now[0])
+    scraped = _scrape(collector)
+    scores = {(labels["site"], labels["device"]): (labels, value)
+              for labels, value in scraped["cwatch_upgrade_priority_score"]}
+    labels, value = scores[("an-phuoc", "pc-01")]
+    assert value == 61.5 and labels["action"] == "replace the HDD with an SSD"
+    assert labels["why"] == ("Ổ đĩa sda: 16 sector (+20); "
+                             "13 years old (from BIOS date) (+27.3)")
+    assert scores[("binh-hoa", "router")][0]["role"] == ""
+    assert sorted((labels["device"], value) for labels, value
+                  in scraped["cwatch_upgrade_priority_rank"]) == [("pc-01", 1), ("router", 2)]
+    assert scraped["cwatch_upgrade_site_score"] == [
+        ({"site": "an-phuoc", "action": "none"}, 61.5)]
+    now[0] += 59
+    _scrape(collector)
+    assert calls == [1000.0]  # cached
+    now[0] += 1
+    _scrape(collector)
+    assert calls == [1000.0, 1060.0]
