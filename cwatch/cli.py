@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -137,6 +138,13 @@ def _run_alerts(args: argparse.Namespace) -> int:
         return 1
 
 
+def _run_dashboards(args: argparse.Namespace) -> int:
+    _need_python_311("dashboards")
+    from dashboards import cli as dashboards_cli
+
+    return dashboards_cli.run(args)
+
+
 def _not_yet(name: str, issue: int) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cwatch {name} is not built yet in version {cwatch.__version__} "
@@ -257,9 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_alerts_parser(sub)
 
+    _add_dashboards_parser(sub)
+
     for name, issue, text in (
         ("report", 9, "write procurement reports (XLSX, CSV, HTML, PDF)"),
-        ("dashboards", 8, "generate and provision the Grafana dashboards"),
     ):
         cmd = sub.add_parser(name, help=text + " (not built yet)",
                              description=text[0].upper() + text[1:] + ". Not built yet in "
@@ -388,6 +397,120 @@ def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:
                       help="the collector's TOML config file, with its [alerts] section")
     test.add_argument("--to", metavar="EMAIL",
                       help="only this recipient (one of the config's [[alerts.recipients]])")
+
+
+def _wrap(text: str) -> str:
+    """The raw formatter keeps the examples' lines; the prose is wrapped here instead."""
+    return textwrap.fill(text, width=79, break_on_hyphens=False)
+
+
+def _add_dashboards_parser(subparsers: argparse._SubParsersAction) -> None:
+    """`dashboards` with its actions build, list and provision (dashboards/cli.py runs
+    them; defaults left at None are filled in there)."""
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser(
+        "dashboards", help="generate, list and provision the Grafana dashboards",
+        description=_wrap("The Grafana dashboards of commune-watch, written as code: generate "
+                          "their JSON files (build), show them (list), and put them, with their "
+                          "folder and the two data sources they query, into a running Grafana "
+                          "through its HTTP API (provision). For Grafana's own file provisioning "
+                          "instead, see deploy/grafana/provisioning/."),
+        epilog="Examples:\n"
+               "  cwatch dashboards provision --url http://127.0.0.1:3000 "
+               "--token glsa_xxxxxxxx\n"
+               "  GRAFANA_URL=http://10.0.0.5:3000 GRAFANA_TOKEN=glsa_xxx "
+               "cwatch dashboards provision\n"
+               "  cwatch dashboards list\n"
+               "  cwatch dashboards build --check\n\n"
+               "Exit status: 0 done; 1 Grafana cannot be reached or refused something, or "
+               "the JSON files\ndiffer from the code (build --check); 2 a mistake in the "
+               "command line.",
+        formatter_class=raw)
+    parser.set_defaults(run=_run_dashboards)
+    actions = parser.add_subparsers(dest="dashboards_command", metavar="ACTION")
+    actions.required = True
+    _add_dashboards_provision(actions, raw)
+    _add_dashboards_build(actions, raw)
+    _add_dashboards_list(actions, raw)
+
+
+def _add_dashboards_provision(actions: argparse._SubParsersAction, raw: type) -> None:
+    provision = actions.add_parser(
+        "provision", help="create or update the folder, data sources and dashboards in "
+                          "Grafana",
+        description=_wrap("Create or update, through Grafana's HTTP API, the dashboards' folder, "
+                          "the two data sources (VictoriaMetrics and Prometheus, found by uid: "
+                          "cwatch-vm, cwatch-prom) and every dashboard (by uid, in that folder). "
+                          "Each object is read first and written only if it differs, so running "
+                          "it again changes nothing and says \"unchanged\"; a dashboard edited in "
+                          "Grafana's UI is put back. Prints one line per object, then a summary. "
+                          "Authenticate with a service-account token (Bearer; the service "
+                          "account needs the Admin role: data sources need it) or a user and "
+                          "password (basic auth). A Grafana on this machine (localhost, "
+                          "127.0.0.1) is reached directly, whatever http_proxy says; any other "
+                          "host through the environment's proxy settings (see no_proxy)."),
+        epilog="Examples:\n"
+               "  cwatch dashboards provision --url http://127.0.0.1:3000 --token "
+               "glsa_xxxxxxxx\n"
+               "  export GRAFANA_URL=https://grafana.example.vn GRAFANA_TOKEN=glsa_xxxxxxxx\n"
+               "  cwatch dashboards provision --vm-url http://10.0.0.5:8428 "
+               "--prometheus-url http://10.0.0.5:9090\n"
+               "  GRAFANA_PASSWORD=secret cwatch dashboards provision --url "
+               "http://127.0.0.1:3000 --user admin\n\n"
+               "A password on the command line shows in the process list: prefer "
+               "$GRAFANA_PASSWORD.\nExit status: 0 done; 1 Grafana cannot be reached or "
+               "refused something; 2 a mistake\nin the command line.",
+        formatter_class=raw)
+    provision.add_argument("--url", metavar="URL",
+                           help="Grafana's address, e.g. http://127.0.0.1:3000 or "
+                                "https://host/grafana (default: $GRAFANA_URL)")
+    provision.add_argument("--token", metavar="TOKEN",
+                           help="a service-account token (default: $GRAFANA_TOKEN)")
+    provision.add_argument("--user", metavar="USER",
+                           help="a Grafana user instead of a token (default: $GRAFANA_USER)")
+    provision.add_argument("--password", metavar="PASSWORD",
+                           help="that user's password (default: $GRAFANA_PASSWORD)")
+    provision.add_argument("--vm-url", metavar="URL",
+                           help="VictoriaMetrics as Grafana's server reaches it (default "
+                                "http://127.0.0.1:8428)")
+    provision.add_argument("--prometheus-url", metavar="URL",
+                           help="Prometheus as Grafana's server reaches it (default "
+                                "http://127.0.0.1:9090)")
+    provision.add_argument("--folder", default="commune-watch", metavar="TITLE",
+                           help="title of the dashboards' folder (uid commune-watch; default "
+                                "commune-watch)")
+    provision.add_argument("--dir", type=Path, metavar="DIR",
+                           help="the dashboard JSON files to provision (default: the "
+                                "shipped ones)")
+    provision.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                           help="give up on a request after this long (default 10)")
+
+
+def _add_dashboards_build(actions: argparse._SubParsersAction, raw: type) -> None:
+    build = actions.add_parser(
+        "build", help="generate the dashboard JSON files from the code",
+        description=_wrap("Generate one JSON file per dashboard from the Python code in "
+                          "dashboards/ (the files are committed, so Grafana's file provisioning "
+                          "can read them as they are). With --check, write nothing and fail if "
+                          "the files differ from what the code generates (for CI)."),
+        epilog="Examples:\n  cwatch dashboards build\n  cwatch dashboards build --check\n"
+               "  cwatch dashboards build --out /tmp/dashboards",
+        formatter_class=raw)
+    build.add_argument("--out", type=Path, metavar="DIR",
+                       help="where the JSON files go (default: dashboards/json in the package)")
+    build.add_argument("--check", action="store_true",
+                       help="write nothing; exit status 1 if the files in DIR differ from "
+                            "the code")
+
+
+def _add_dashboards_list(actions: argparse._SubParsersAction, raw: type) -> None:
+    listing = actions.add_parser(
+        "list", help="show the shipped dashboards",
+        description=_wrap("Show each dashboard JSON file's uid, title and number of panels."),
+        epilog="Examples:\n  cwatch dashboards list\n  cwatch dashboards list --dir /tmp/out",
+        formatter_class=raw)
+    listing.add_argument("--dir", type=Path, metavar="DIR",
+                         help="the folder of dashboard JSON files (default: the shipped ones)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -33,6 +33,6 @@ def datasource_models(vm_url: str = DEFAULT_VM_URL,
                       "prometheusType": "Prometheus"}},
         {"uid": PROM_UID, "name": "commune-watch Prometheus", "type": "prometheus",
          "access": "proxy", "url": prometheus_url.rstrip("/"), "isDefault": False,
-         "jsonData": {"httpMethod": "POST", "timeInterval": "15s",
+         "jsonData": {"httpMethod": "POST", "timeInterval": "30s",
                       "prometheusType": "Prometheus"}},
     ]

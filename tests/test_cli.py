@@ -37,7 +37,12 @@ def cwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     (("alerts", "outbox"), ["--url", "--state", "--limit", "--json", "Examples"]),
     (("alerts", "test-email"), ["--config", "--to", "Examples"]),
     (("report",), ["Not built yet"]),
-    (("dashboards",), ["Not built yet"]),
+    (("dashboards",), ["provision", "build", "list", "Examples", "Exit status"]),
+    (("dashboards", "provision"), ["--url", "--token", "--user", "--password", "--vm-url",
+                                   "--prometheus-url", "--folder", "GRAFANA_TOKEN",
+                                   "Examples"]),
+    (("dashboards", "build"), ["--out", "--check", "Examples"]),
+    (("dashboards", "list"), ["--dir", "Examples"]),
 ])
 def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
     result = cwatch(*command, "--help")
@@ -58,6 +63,8 @@ def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
     (("alerts", "silence", "add", "--duration", "2h", "--reason", "x"),
      "give at least one of --site, --device, --rule"),
     (("alerts", "test-email"), "the following arguments are required: --config"),
+    (("dashboards",), "the following arguments are required: ACTION"),
+    (("dashboards", "provision", "--timeout", "x"), "argument --timeout: 'x' is not a number"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> None:
