@@ -24,7 +24,8 @@ SEVERITY = value_text({"critical": ("critical", BAD), "warning": ("warning", WAR
 
 def findings_table(title: str, selector: str, *, span: int = 24) -> table.Panel:
     """Active findings matching `selector` (e.g. 'site="$site"'), newest first, with the
-    time each started; site and device cells open their dashboards."""
+    time each started; site and device cells open their dashboards. Prometheus adds its
+    own instance and job labels to what it scrapes: hidden."""
     expr = f"cwatch_finding_started_timestamp_seconds{{{selector}}} * 1000"
     rename = {"finding": "Finding", "severity": "Severity", "site": "Site",
               "device": "Device", "item": "Item", "Value": "Since"}
@@ -32,7 +33,7 @@ def findings_table(title: str, selector: str, *, span: int = 24) -> table.Panel:
         "Active findings of the collector's rules (docs/rules.md), as Prometheus last "
         "scraped them. Site and device open their dashboards.").datasource(PROM)
         .with_target(query(expr, source=PROM, table=True))
-        .transformations(merge_table(rename, hide=("rule", "scope"), order=(
+        .transformations(merge_table(rename, hide=("rule", "scope", "instance", "job"), order=(
             "Severity", "Finding", "Site", "Device", "Item", "Since")))
         .unit("dateTimeFromNow").thresholds(NEUTRAL).no_value("No active findings")
         .sort_by([common_builder.TableSortByFieldState().display_name("Since").desc(True)])

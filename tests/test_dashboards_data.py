@@ -108,6 +108,7 @@ def test_every_panel_of_every_dashboard_returns_data(province) -> None:
                 assert value in offered, (dashboard["uid"], variable["name"], offered)
             variables[variable["name"]] = value
         for panel in dashboard["panels"]:
+            columns: set[str] = set()
             for target in panel.get("targets", []):
                 where = f"{dashboard['uid']} / {panel['title']} / {target['refId']}"
                 expr = _substitute(target["expr"], variables, range_s)
@@ -120,8 +121,23 @@ def test_every_panel_of_every_dashboard_returns_data(province) -> None:
                 checked += 1
                 if not _has_data(result):
                     problems.append(f"{where}: no data: {expr}")
+                columns |= {label for series in result for label in series["metric"]}
+            if panel["type"] == "table":
+                problems += _unnamed_columns(dashboard["uid"], panel, columns)
     assert not problems, "\n".join(problems)
     assert checked >= 60, checked  # the dashboards really were read
+
+
+def _unnamed_columns(uid: str, panel: dict[str, Any], labels: set[str]) -> list[str]:
+    """A table shows every label of its rows as a column: each must be given a name or
+    hidden by the panel's organize step (else e.g. Prometheus' own `job` shows up)."""
+    targets = panel["targets"]
+    values = {"Value"} if len(targets) == 1 else {f"Value #{t['refId']}" for t in targets}
+    organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
+    shown = (labels | values) - set(organize["excludeByName"])
+    unnamed = shown - set(organize["renameByName"])
+    return [f"{uid} / {panel['title']}: column {name!r} neither named nor hidden"
+            for name in sorted(unnamed)]
 
 
 def _run(server: str, expr: str, target: dict[str, Any], end: float,
