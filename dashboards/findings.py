@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import table
+from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.common import (
     BAD,
@@ -18,6 +19,10 @@ from dashboards.common import (
     value_text,
 )
 
+# A province-level finding (the portal slow everywhere) has no site.
+WHOLE_PROVINCE = [model.SpecialValueMap(options=model.DashboardSpecialValueMapOptions(
+    match=model.SpecialValueMatch.EMPTY,
+    result=model.ValueMappingResult(text="whole province", color="purple")))]
 SEVERITY = value_text({"critical": ("critical", BAD), "warning": ("warning", WARN),
                        "info": ("info", "blue")})
 
@@ -39,8 +44,9 @@ def findings_table(title: str, selector: str, *, span: int = 24) -> table.Panel:
         .sort_by([common_builder.TableSortByFieldState().display_name("Since").desc(True)])
         .span(span).height(9))
     for name, values in (
-            link_override("Site", "Open the commune", dashboard_url(
-                "commune", site="${__value.raw}")),
+            ("Site", link_override("Site", "Open the commune", dashboard_url(
+                "commune", site="${__value.raw}"))[1] + column(
+                    "Site", mappings=WHOLE_PROVINCE)[1]),
             link_override("Device", "Open the device", dashboard_url(
                 "device", site="${__data.fields.Site}", device="${__value.raw}")),
             column("Severity", mappings=SEVERITY, cell={"type": "color-text"})):
