@@ -159,3 +159,12 @@ class PrioritiesCollector(Collector):
         for site in ranking["sites"]:
             sites.add_metric([site["site"], site["action"]], site["score"])
         yield sites
+
+
+def register_site_names(registry: CollectorRegistry, names: dict[str, str]) -> None:
+    """cwatch_site_info{site, name} = 1 per site of the sites file, so dashboards can
+    show "An Phước" beside the id an-phuoc."""
+    info = Gauge("cwatch_site_info", "The sites of the collector's sites file with their "
+                 "display names (always 1)", ["site", "name"], registry=registry)
+    for site, name in sorted(names.items()):
+        info.labels(site, name).set(1)

@@ -31,7 +31,13 @@ from collector.api import ApiServer
 from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
 from collector.ingest import Decoder, Rejection, Sample
-from collector.metrics import FindingsCollector, FleetCollector, IngestMetrics, PrioritiesCollector
+from collector.metrics import (
+    FindingsCollector,
+    FleetCollector,
+    IngestMetrics,
+    PrioritiesCollector,
+    register_site_names,
+)
 from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.rules.engine import RuleEngine
@@ -82,9 +88,10 @@ class Collector:
                 functools.partial(self.findings.query, state="active", limit=100_000)))
             self.metrics.registry.register(PrioritiesCollector(
                 functools.partial(self.priorities, None, 1_000_000)))
+        names = partition.site_names(Path(section.sites_file)) if section.sites_file else {}
+        register_site_names(self.metrics.registry, names)
         self.alerts: AlertService | None = None
         if config.alerts.enabled and self.findings is not None:
-            names = partition.site_names(Path(section.sites_file)) if section.sites_file else {}
             self.alerts = AlertService(config.alerts, self.state, self.findings,
                                        self.metrics.registry, site_names=names,
                                        priorities=self._top_devices)

@@ -82,15 +82,19 @@ def _sites_table() -> table.Panel:
               f"{window}))", table=True, ref="F"),
         query("avg by (site) (last_over_time(cwatch_throughput_mbit_per_s[6h]))", table=True,
               ref="G"),
+        # The names of the collector's sites file ("An Phước"), when it has one.
+        query("max by (site, name) (cwatch_site_info)", source=PROM, table=True, ref="H"),
     ]
-    rename = {"site": "Site", "Value #A": "Online", "Value #B": "Offline",
+    rename = {"site": "Site", "name": "Name", "Value #A": "Online", "Value #B": "Offline",
               "Value #C": "Flagged", "Value #D": "Portal RTT", "Value #E": "Loss",
               "Value #F": "Jitter", "Value #G": "Throughput"}
     panel = (table.Panel().title("Sites").description(
         "Every commune: devices now (Prometheus) and its link to the provincial portal over "
         "the last hour, throughput from the last hourly test (VictoriaMetrics). Click a site "
         "to open its commune dashboard.").datasource(MIXED).targets(targets)
-        .transformations(merge_table(rename)).unit("none").span(24).height(10)
+        .transformations(merge_table(rename, hide=("Value #H",), order=(
+            "Site", "Name", "Online", "Offline", "Flagged", "Portal RTT", "Loss", "Jitter",
+            "Throughput"))).unit("none").span(24).height(10)
         .thresholds(NEUTRAL))
     overrides = [
         link_override("Site", "Open the commune", dashboard_url("commune",

@@ -30,6 +30,9 @@ from dashboards.datasources import PROM_UID, VM_UID
 from dashboards.files import load_all
 
 SCENARIO = Path(__file__).parent / "fixtures" / "sim-dashboards.toml"
+# The six real Dong Nai communes, with their Vietnamese names (the scenario's sites).
+SITES_CSV = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / \
+    "sites-dong-nai-sample.csv"
 LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
 
 
@@ -61,7 +64,7 @@ def province(mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics,
     """A simulated province, stored and scraped: (servers by data-source uid, truth)."""
     collector = start_collector(mosquitto, tmp_path, "dashboards-collector",
                                 tsdb_url=victoria_metrics.url, serve_http=True,
-                                alerts=alerts_for(smtp_server))
+                                alerts=alerts_for(smtp_server), sites_file=str(SITES_CSV))
     prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{collector.api.port}"])
     try:
         prometheus.start()
@@ -126,6 +129,10 @@ def test_every_panel_of_every_dashboard_returns_data(province) -> None:
                 problems += _unnamed_columns(dashboard["uid"], panel, columns)
     assert not problems, "\n".join(problems)
     assert checked >= 60, checked  # the dashboards really were read
+    # The Vietnamese names of the sites file reach the province's table intact.
+    names = {s["metric"]["site"]: s["metric"]["name"] for s in api_get(
+        servers[PROM_UID], "/api/v1/query", {"query": "cwatch_site_info"})}
+    assert names["an-phuoc"] == "An Phước" and names["binh-minh"] == "Bình Minh"
 
 
 def _unnamed_columns(uid: str, panel: dict[str, Any], labels: set[str]) -> list[str]:
