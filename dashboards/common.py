@@ -58,7 +58,9 @@ NEUTRAL = thresholds((None, "blue"))
 
 def dashboard_url(name: str, **variables: str) -> str:
     """A link to another dashboard that keeps the time range. Values may be Grafana
-    templates such as ${__value.raw} (the clicked cell) or ${__data.fields.site}."""
+    templates such as ${__value.raw} (the clicked cell) or ${__data.fields.site} (another
+    cell of the row, by the field's own name: a rename by the organize step only changes
+    how it is shown)."""
     slug = {"province": "province-overview", "commune": "commune", "device": "device",
             "priorities": "upgrade-priorities", "collector": "collector-health"}[name]
     parts = [f"var-{key}={value}" for key, value in variables.items()]

@@ -48,7 +48,7 @@ def findings_table(title: str, selector: str, *, span: int = 24) -> table.Panel:
                 "commune", site="${__value.raw}"))[1] + column(
                     "Site", mappings=WHOLE_PROVINCE)[1]),
             link_override("Device", "Open the device", dashboard_url(
-                "device", site="${__data.fields.Site}", device="${__value.raw}")),
+                "device", site="${__data.fields.site}", device="${__value.raw}")),
             column("Severity", mappings=SEVERITY, cell={"type": "color-text"})):
         panel = panel.override_by_name(name, values)
     return panel

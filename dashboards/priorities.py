@@ -45,7 +45,7 @@ def _devices_table() -> table.Panel:
             link_override("Site", "Open the commune", dashboard_url(
                 "commune", site="${__value.raw}")),
             link_override("Device", "Open the device", dashboard_url(
-                "device", site="${__data.fields.Site}", device="${__value.raw}")),
+                "device", site="${__data.fields.site}", device="${__value.raw}")),
             column("Score", decimals=1, thresholds=higher_is_worse(30, 60),
                    cell={"type": "color-background"}),
             column("Rank", decimals=0, width=70)):

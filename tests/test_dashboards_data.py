@@ -143,8 +143,13 @@ def _unnamed_columns(uid: str, panel: dict[str, Any], labels: set[str]) -> list[
     organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
     shown = (labels | values) - set(organize["excludeByName"])
     unnamed = shown - set(organize["renameByName"])
-    return [f"{uid} / {panel['title']}: column {name!r} neither named nor hidden"
-            for name in sorted(unnamed)]
+    problems = [f"{uid} / {panel['title']}: column {name!r} neither named nor hidden"
+                for name in sorted(unnamed)]
+    # A link that takes another cell of the row (${__data.fields.site}) needs that field.
+    links = json.dumps(panel["fieldConfig"]["overrides"])
+    problems += [f"{uid} / {panel['title']}: a link uses field {name!r}, not in the rows"
+                 for name in re.findall(r"__data\.fields\.(\w+)", links) if name not in labels]
+    return problems
 
 
 def _run(server: str, expr: str, target: dict[str, Any], end: float,
