@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import functools
-import io
 from collections.abc import Callable
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -22,12 +21,11 @@ from typing import Any
 
 import jinja2
 from babel.dates import format_datetime, format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 from zoneinfo import ZoneInfo
 
 from alerts.config import Recipient
+from cwatch.i18n import load_translations
 
 PACKAGE_DIR = Path(__file__).parent
 LOCALE_DIR = PACKAGE_DIR / "locale"
@@ -88,15 +86,7 @@ ROLES = {"service-counter": N_("service counter"), "office": N_("office"),
 @functools.lru_cache(maxsize=4)
 def translations(language: str) -> NullTranslations:
     """The catalog for `language` ("en" is the source language: no catalog)."""
-    po_path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    if language == "en" or not po_path.exists():
-        return NullTranslations()
-    with po_path.open("rb") as fh:
-        catalog = read_po(fh, locale=language)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(buffer)
+    return load_translations(LOCALE_DIR, language)
 
 
 @functools.lru_cache(maxsize=4)

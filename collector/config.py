@@ -1,4 +1,5 @@
-"""The collector's config file: [collector], [broker], [tsdb] and [alerts] sections."""
+"""The collector's config file: [collector], [broker], [tsdb], [alerts] and [report]
+sections."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from alerts.config import AlertsSection
 from collector import partition
+from collector.reports.config import ReportSection
 from cwatch.config import load as load_config
 from cwatch.config import parse_host_port
 from cwatch.mqtt import BrokerConfig
@@ -70,6 +72,7 @@ class CollectorConfig:
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
     tsdb: TsdbSection = dataclasses.field(default_factory=TsdbSection)
     alerts: AlertsSection = dataclasses.field(default_factory=AlertsSection)
+    report: ReportSection = dataclasses.field(default_factory=ReportSection)
 
     def __post_init__(self) -> None:
         if self.alerts.enabled and not self.collector.rules:

@@ -10,7 +10,7 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import cwatch
 from cwatch.config import ConfigError
@@ -29,6 +29,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
 
 
@@ -138,18 +148,20 @@ def _run_alerts(args: argparse.Namespace) -> int:
         return 1
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    _need_python_311("report")
+    from collector.reports import cli as report_cli
+    from cwatch import logutil
+
+    logutil.setup("warning" if args.quiet else "info")
+    return report_cli.run(args)
+
+
 def _run_dashboards(args: argparse.Namespace) -> int:
     _need_python_311("dashboards")
     from dashboards import cli as dashboards_cli
 
     return dashboards_cli.run(args)
-
-
-def _not_yet(name: str, issue: int) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise UsageError(f"cwatch {name} is not built yet in version {cwatch.__version__} "
-                         f"(planned in issue {issue})")
-    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,13 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dashboards_parser(sub)
 
-    for name, issue, text in (
-        ("report", 9, "write procurement reports (XLSX, CSV, HTML, PDF)"),
-    ):
-        cmd = sub.add_parser(name, help=text + " (not built yet)",
-                             description=text[0].upper() + text[1:] + ". Not built yet in "
-                             f"this version; planned in issue {issue}.")
-        cmd.set_defaults(run=_not_yet(name, issue))
+    _add_report_parser(sub)
     return parser
 
 
@@ -402,6 +408,84 @@ def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:
 def _wrap(text: str) -> str:
     """The raw formatter keeps the examples' lines; the prose is wrapped here instead."""
     return textwrap.fill(text, width=79, break_on_hyphens=False)
+
+
+def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    """`report procurement` (collector/reports/cli.py runs it)."""
+    raw = argparse.RawDescriptionHelpFormatter
+    report = subparsers.add_parser(
+        "report", help="write the procurement report (XLSX, CSV, HTML, PDF; Python 3.11+)",
+        description=_wrap("Reports made from the collector's state database. procurement: "
+                          "which PCs, disks, routers and links to replace or upgrade, in "
+                          "which commune, why, in what order and at what cost."),
+        epilog="Example:\n  cwatch report procurement --config /etc/cwatch/collector.toml "
+               "--out /srv/reports", formatter_class=raw)
+    actions = report.add_subparsers(dest="report_command", metavar="REPORT")
+    actions.required = True
+    procurement = actions.add_parser(
+        "procurement", help="ranked, costed upgrade list per commune, in Vietnamese or English",
+        description=_wrap(
+            "Rank every device by upgrade priority (failure risk, performance shortfall, "
+            "age; collector/rules/priority.py), suggest the cheapest action that fixes what "
+            "was measured, say whether each Windows PC can take Windows 11, cost it all in "
+            "VND from the [report.prices] of the config file, cut the list at --budget, and "
+            "write it per commune. Reads the collector's state database (it may be running) "
+            "and its [report] section; options override the file."),
+        epilog="Examples:\n"
+               "  cwatch report procurement --config /etc/cwatch/collector.toml --out reports\n"
+               "  cwatch report procurement --state cwatch-state.db --lang en --format xlsx,pdf\n"
+               "  cwatch report procurement --config collector.toml --budget 500000000 "
+               "--site an-phuoc --site binh-minh\n"
+               "  cwatch report procurement --config collector.toml --from 2026-07-01 "
+               "--to 2026-09-30 --assets tai-san.csv\n\n"
+               "Files: bao-cao-mua-sam-<last day>.<format> (vi) or "
+               "procurement-report-<last day>.<format> (en).\n"
+               "Exit status: 0 written; 1 it could not be made (no state database, a file "
+               "that cannot\nbe read or written); 2 a mistake in the command line or the "
+               "config file.", formatter_class=raw)
+    procurement.set_defaults(run=_run_report)
+    procurement.add_argument("--config", metavar="FILE",
+                             help="the collector's TOML file: [collector] state_path, "
+                                  "sites_file, rules_file and the [report] section")
+    procurement.add_argument("--state", metavar="DB",
+                             help="the collector's state database (default: [collector] "
+                                  "state_path)")
+    procurement.add_argument("--out", default=".", metavar="DIR",
+                             help="folder for the files (default: the current one)")
+    procurement.add_argument("--format", default="xlsx,csv,html,pdf", metavar="LIST",
+                             help="comma-separated: xlsx, csv, html, pdf (default: all four)")
+    procurement.add_argument("--lang", choices=("vi", "en"),
+                             help="language of the report (default: [report] language, vi)")
+    procurement.add_argument("--site", action="append", metavar="SITE",
+                             help="only this commune (repeat for several)")
+    procurement.add_argument("--role", action="append", metavar="ROLE",
+                             help="only devices of this role: service-counter, office, "
+                                  "server, router, ... (repeat for several)")
+    procurement.add_argument("--period", metavar="DURATION",
+                             help="measurements of the last DURATION, e.g. 30d or 12w "
+                                  "(default: [report] period, 30d)")
+    procurement.add_argument("--from", dest="from_date", metavar="DATE",
+                             help="first day of the measurements (YYYY-MM-DD)")
+    procurement.add_argument("--to", dest="to_date", metavar="DATE",
+                             help="last day of the measurements (default: today)")
+    procurement.add_argument("--budget", type=_positive_int, metavar="VND",
+                             help="the money available; the list is cut where it ends "
+                                  "(default: [report] budget_vnd, none)")
+    procurement.add_argument("--assets", metavar="CSV",
+                             help="the province's asset register: purchase dates, tags, "
+                                  "locations (columns in docs/reports.md)")
+    procurement.add_argument("--province", metavar="NAME",
+                             help="the province's name for the title (default: [report] "
+                                  "province)")
+    procurement.add_argument("--sites-file", metavar="CSV",
+                             help="site ids and names (default: [collector] sites_file)")
+    procurement.add_argument("--pdf-devices", type=_non_negative_int, default=10, metavar="N",
+                             help="the PDF lists, per commune, the first N devices that "
+                                  "need something (default 10; 0: all of them, slow for a "
+                                  "province: WeasyPrint lays out ~20 rows a second); the "
+                                  "XLSX, CSV and HTML list every device")
+    procurement.add_argument("--quiet", action="store_true",
+                             help="no progress and no log lines, only the files written")
 
 
 def _add_dashboards_parser(subparsers: argparse._SubParsersAction) -> None:

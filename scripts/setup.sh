@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for commune-watch: the Debian packages that are missing
-# (Python, the MQTT broker, and for the tests VictoriaMetrics, promtool and
-# amtool), then a virtualenv in .venv with the project installed. Safe to run again.
+# (Python, the MQTT broker, the PDF engine's libraries, and for the tests
+# VictoriaMetrics, promtool and amtool), then a virtualenv in .venv with the project installed. Safe to run again.
 # Usage: scripts/setup.sh [dev|demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,11 @@ declare -A packages=(
   [python3-venv]="(checked by importing venv and ensurepip)"
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
   [mosquitto]=/usr/sbin/mosquitto
+  # The procurement report's PDF (WeasyPrint) and a font with Vietnamese diacritics.
+  [libpango-1.0-0]="/usr/lib/$(uname -m)-linux-gnu/libpango-1.0.so.0"
+  [libpangoft2-1.0-0]="/usr/lib/$(uname -m)-linux-gnu/libpangoft2-1.0.so.0"
+  [libharfbuzz-subset0]="/usr/lib/$(uname -m)-linux-gnu/libharfbuzz-subset.so.0"
+  [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 )
 if [ "$mode" = dev ]; then
   packages+=(

@@ -36,7 +36,10 @@ def cwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     (("alerts", "silence", "expire"), ["--url", "ID", "Example"]),
     (("alerts", "outbox"), ["--url", "--state", "--limit", "--json", "Examples"]),
     (("alerts", "test-email"), ["--config", "--to", "Examples"]),
-    (("report",), ["Not built yet"]),
+    (("report",), ["procurement", "Example"]),
+    (("report", "procurement"), ["--config", "--state", "--out", "--format", "--lang",
+                                 "--site", "--role", "--period", "--from", "--to", "--budget",
+                                 "--assets", "--pdf-devices", "Examples", "Exit status"]),
     (("dashboards",), ["provision", "build", "list", "Examples", "Exit status"]),
     (("dashboards", "provision"), ["--url", "--token", "--user", "--password", "--vm-url",
                                    "--prometheus-url", "--folder", "GRAFANA_TOKEN",
@@ -65,6 +68,10 @@ def test_help(command: tuple[str, ...], must_mention: list[str]) -> None:
     (("alerts", "test-email"), "the following arguments are required: --config"),
     (("dashboards",), "the following arguments are required: ACTION"),
     (("dashboards", "provision", "--timeout", "x"), "argument --timeout: 'x' is not a number"),
+    (("report",), "the following arguments are required: REPORT"),
+    (("report", "procurement", "--budget", "lots"), "argument --budget: 'lots' is not a whole"),
+    (("report", "procurement", "--pdf-devices", "-1"), "argument --pdf-devices: '-1' must be"),
+    (("report", "procurement", "--lang", "fr"), "argument --lang: invalid choice: 'fr'"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments_fail_in_one_line(args: tuple[str, ...], message: str) -> None:

@@ -64,15 +64,15 @@ def rank(state: StateStore, findings: FindingsStore, now: float, weights: Weight
     for summary in state.devices(site=site, limit=1_000_000):
         key = (summary["site"], summary["device"])
         detail = state.device(*key) or {}
-        devices.append(_score_device(summary, detail.get("inventory") or {},
+        devices.append(score_device(summary, detail.get("inventory") or {},
                                      usage.get(key), by_device.get(key, []), now, weights))
     devices.sort(key=lambda d: (-d["score"], d["site"], d["device"]))
-    sites = _score_sites(devices, by_site)
+    sites = score_sites(devices, by_site)
     return {"devices": devices[:limit], "sites": sites[:limit], "weights": dataclasses.asdict(
         weights)}
 
 
-def _score_device(summary: dict[str, Any], inventory: dict[str, Any],
+def score_device(summary: dict[str, Any], inventory: dict[str, Any],
                   usage: dict[str, Any] | None, found: list[dict[str, Any]], now: float,
                   w: Weights) -> dict[str, Any]:
     why: list[dict[str, Any]] = []
@@ -153,7 +153,7 @@ def _action(kinds: set[str], inventory: dict[str, Any], usage: dict[str, Any] | 
     return "none"
 
 
-def _score_sites(devices: list[dict[str, Any]],
+def score_sites(devices: list[dict[str, Any]],
                  site_findings: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     sites: dict[str, dict[str, Any]] = {}
     for device in devices:

@@ -87,7 +87,7 @@ _INTEL_GEN = re.compile(r"\b(\d{1,2})th Gen Intel")
 _RYZEN = re.compile(r"\bRyzen \d (\d)\d{3}")
 
 
-def _cpu_too_old(model: str) -> bool | None:
+def cpu_too_old(model: str) -> bool | None:
     """Windows 11 supports Intel Core 8th generation and AMD Ryzen 2000 and later;
     None when the model says nothing we can judge."""
     if match := _INTEL_GEN.search(model):
@@ -108,6 +108,14 @@ def windows11_blockers(data: dict[str, Any]) -> Pairs:
     os = data.get("os") or {}
     if os.get("name") != "Windows" or str(os.get("version", "")).startswith("11"):
         return []
+    missing = windows11_missing(data)
+    return [(", ".join(missing), float(len(missing)))] if missing else []
+
+
+def windows11_missing(data: dict[str, Any]) -> list[str]:
+    """Windows 11's hardware requirements this inventory shows missing, in words (also
+    the keys of the report's translations); what the agent could not read is not
+    counted as missing."""
     missing = []
     tpm = data.get("tpm")
     if tpm is not None and (not tpm.get("present") or not str(
@@ -120,9 +128,9 @@ def windows11_blockers(data: dict[str, Any]) -> Pairs:
     ram = data.get("ram_bytes")
     if ram is not None and ram < 4 * (1 << 30) * 0.95:
         missing.append("under 4 GB RAM")
-    if _cpu_too_old(str((data.get("cpu") or {}).get("model", ""))):
+    if cpu_too_old(str((data.get("cpu") or {}).get("model", ""))):
         missing.append("CPU older than Windows 11 supports")
-    return [(", ".join(missing), float(len(missing)))] if missing else []
+    return missing
 
 
 QUANTITIES: dict[str, tuple[str, Callable[[dict[str, Any]], Pairs]]] = {

@@ -23,6 +23,7 @@ import bisect
 import datetime as dt
 import functools
 import math
+import operator
 import sqlite3
 import threading
 import time
@@ -654,6 +655,93 @@ class StateStore:
             for name in ("cpu", "mem"):
                 out[f"{name}_p95"] = percentile_bucket(out.pop(name), 95)
         return merged
+
+    def usage_between(self, first_day: str | dt.date, last_day: str | dt.date,
+                      high_percent: int = 90) -> dict[tuple[str, str], dict[str, Any]]:
+        """Like usage_since, for the UTC days first_day..last_day, plus `mem_high_samples`:
+        samples with memory at high_percent or more (how long the user waited on it).
+        Built for a whole province or country at once (the procurement report)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, device, samples, cpu_hist, mem_hist, disk_used_max, "
+                "swap_in_samples FROM device_daily WHERE day >= ? AND day <= ? "
+                "ORDER BY site, device", (_day_text(first_day), _day_text(last_day))
+            ).fetchall()
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for site, device, samples, cpu, mem, disk_max, swap_in in rows:
+            out = merged.get((site, device))
+            if out is None:
+                merged[(site, device)] = {
+                    "days": 1, "samples": samples, "cpu": orjson.loads(cpu),
+                    "mem": orjson.loads(mem), "swap_in_samples": swap_in,
+                    "disk_used_max": disk_max}
+                continue
+            out["days"] += 1
+            out["samples"] += samples
+            out["swap_in_samples"] += swap_in
+            out["disk_used_max"] = _max(out["disk_used_max"], (disk_max,))
+            # map(add) rather than an index loop: this runs for every device-day.
+            out["cpu"] = list(map(operator.add, out["cpu"], orjson.loads(cpu)))
+            out["mem"] = list(map(operator.add, out["mem"], orjson.loads(mem)))
+        for out in merged.values():
+            out["mem_high_samples"] = sum(out["mem"][high_percent:])
+            for name in ("cpu", "mem"):
+                out[f"{name}_p95"] = percentile_bucket(out.pop(name), 95)
+        return merged
+
+    def unexpected_reboots_between(self, since_ts: float,
+                                   until_ts: float) -> dict[tuple[str, str], int]:
+        """Unexpected reboots per device whose boot time is in [since_ts, until_ts]."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, device, COUNT(*) FROM reboots WHERE unexpected = 1 "
+                "AND boot_ts >= ? AND boot_ts <= ? GROUP BY site, device",
+                (since_ts, until_ts)).fetchall()
+        return {(site, device): count for site, device, count in rows}
+
+    def link_between(self, first_day: str | dt.date, last_day: str | dt.date,
+                     kind: str) -> dict[str, dict[str, Any]]:
+        """Per site, its probes of targets of `kind` (e.g. "portal") over the days merged:
+        {site: {"rtt_p95_ms", "loss_percent_mean", "samples"}}."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, samples, loss_sum, loss_samples, rtt_hist FROM link_daily "
+                "WHERE kind = ? AND day >= ? AND day <= ?",
+                (kind, _day_text(first_day), _day_text(last_day))).fetchall()
+        merged: dict[str, dict[str, Any]] = {}
+        for site, samples, loss_sum, loss_n, rtt in rows:
+            out = merged.setdefault(site, {"samples": 0, "loss_sum": 0.0, "loss_n": 0,
+                                           "rtt": [0] * RTT_BUCKETS})
+            out["samples"] += samples
+            out["loss_sum"] += loss_sum
+            out["loss_n"] += loss_n
+            out["rtt"] = list(map(operator.add, out["rtt"], orjson.loads(rtt)))
+        result = {}
+        for site, out in merged.items():
+            p95 = percentile_bucket(out["rtt"], 95)
+            result[site] = {
+                "samples": out["samples"],
+                "rtt_p95_ms": None if p95 is None else rtt_bucket_upper_ms(p95),
+                "loss_percent_mean": out["loss_sum"] / out["loss_n"] if out["loss_n"] else None}
+        return result
+
+    def every_device(self) -> Iterator[dict[str, Any]]:
+        """Each device's row with its newest metrics, probe and inventory decoded, in
+        site and device order, a few thousand rows at a time (for whole-fleet reports:
+        a country's rows together would not fit in memory)."""
+        with self._lock:
+            cursor = self._db.execute(f"{_SELECT_DEVICE} ORDER BY site, device")
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(2000)
+            if not rows:
+                return
+            for row in rows:
+                dev = dict(zip(_DEVICE_COLUMNS, row))
+                out = _summary(dev)
+                for name in ("metrics", "probe", "inventory"):
+                    out[name] = _loads(dev[f"{name}_json"])
+                yield out
 
     def daily(self, site: str, device: str, day: str | dt.date) -> dict[str, Any]:
         """One device's metrics roll-up for one UTC day; samples == 0 when there is none."""

@@ -202,6 +202,11 @@ def _target(name: str, kind: str, host: str, method: str, rtt: float, loss: floa
     return target
 
 
+def _serial(device: Device) -> str:
+    """A maker's serial number look-alike, the same for a device on every run."""
+    return f"VN{zlib.crc32(f'{device.site}/{device.id}'.encode()):010d}"
+
+
 def inventory(fleet: Fleet, device: Device) -> dict[str, Any]:
     hw = device.hw
     windows = hw.os_name == "Windows"
@@ -216,8 +221,15 @@ def inventory(fleet: Fleet, device: Device) -> dict[str, Any]:
         "cpu": {"model": hw.cpu_model, "cores": hw.cores, "threads": hw.threads},
         "ram_bytes": int(hw.ram_gb * GIB),
         "disks": disks,
-        "system": {"manufacturer": hw.manufacturer, "model": hw.model, "serial": None},
+        "system": {"manufacturer": hw.manufacturer, "model": hw.model,
+                   "serial": _serial(device)},
         "bios": {"vendor": hw.manufacturer, "version": "A01", "date": hw.bios_date},
+        # UEFI boards from about 2012, Secure Boot and TPM 2.0 from about 2016-2017, as
+        # office PCs of those years shipped.
+        "firmware": "uefi" if hw.year >= 2012 else "bios",
+        "secure_boot": hw.year >= 2016,
+        "tpm": {"present": hw.year >= 2015, "version": "2.0" if hw.year >= 2017 else
+                "1.2" if hw.year >= 2015 else None},
         "asset": {"tag": f"{device.site}-{device.id}".upper(), "role": device.role,
                   "purchase_date": hw.bios_date, "location": None},
         "agent_version": "sim",

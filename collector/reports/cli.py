@@ -1,0 +1,215 @@
+"""`cwatch report procurement`: read the collector's state database and write the
+procurement report as XLSX, CSV, HTML and PDF.
+
+The command line itself is in cwatch/cli.py (`_add_report_parser`); `run` returns the
+exit status:
+    0  written
+    1  the report could not be made: no state database, a file that cannot be read or
+       written, the PDF engine missing
+    2  a mistake in the command line or the config file
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from collector import partition
+from collector.config import CollectorConfig
+from collector.config import load as load_config
+from collector.reports.build import Selection, build_report
+from collector.reports.config import ReportSection
+from collector.reports.i18n import Lang
+from collector.reports.model import Report
+from collector.rules import spec as rule_spec
+from collector.store.findings import FindingsStore
+from collector.store.state import StateStore
+from cwatch.config import ConfigError
+
+PROG = "cwatch report"
+FORMATS = ("xlsx", "csv", "html", "pdf")
+log = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    """One line for the user; `usage` means exit status 2 (their input), else 1."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        written = procurement(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 1
+    for path in written:
+        print(path)
+    return 0
+
+
+def procurement(args: argparse.Namespace) -> list[Path]:
+    config = _config(args)
+    section = config.report
+    formats = _formats(args.format)
+    selection = _selection(args, section)
+    state_path = Path(args.state or config.collector.state_path)
+    if not state_path.is_file():
+        raise CliError(f"no state database at {state_path}: give --state, or [collector] "
+                       "state_path in --config (the collector's own file)")
+    try:
+        weights = rule_spec.load(Path(config.collector.rules_file)
+                                 if config.collector.rules_file else None).priority
+    except (rule_spec.RuleError, OSError) as exc:
+        raise CliError(str(exc), usage=True) from None
+    names = _site_names(args.sites_file or config.collector.sites_file)
+    assets = _assets(args.assets or section.assets_file)
+    progress = Progress("devices") if not args.quiet else None
+    started = time.monotonic()
+    state = StateStore(state_path)
+    try:
+        report = build_report(state, FindingsStore(state), section, weights, selection,
+                              now=time.time(), site_names=names, assets=assets,
+                              progress=progress)
+    finally:
+        state.close()
+    if progress is not None:
+        progress.done()
+    lang = Lang(args.lang or section.language)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [_write(fmt, report, lang, out, args.pdf_devices) for fmt in formats]
+    log.info("report of %d devices written in %.1f s", report.summary.devices,
+             time.monotonic() - started)
+    return written
+
+
+def _config(args: argparse.Namespace) -> CollectorConfig:
+    overrides: dict[str, dict[str, object]] = {"report": {
+        "province": args.province, "language": args.lang, "period": args.period,
+        "budget_vnd": args.budget, "assets_file": args.assets}}
+    try:
+        return load_config(Path(args.config) if args.config else None, overrides)
+    except (ConfigError, ValueError) as exc:
+        raise CliError(str(exc), usage=True) from None
+
+
+def _formats(text: str) -> list[str]:
+    formats = [part.strip().lower() for part in text.split(",") if part.strip()]
+    wrong = [part for part in formats if part not in FORMATS]
+    if wrong or not formats:
+        raise CliError(f"--format {text!r}: each must be one of {', '.join(FORMATS)}",
+                       usage=True)
+    return list(dict.fromkeys(formats))
+
+
+def _date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} must be a date like 2026-11-27", usage=True) \
+            from None
+
+
+def _selection(args: argparse.Namespace, section: ReportSection) -> Selection:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    end = _date(args.to_date, "--to") if args.to_date else today
+    if args.from_date:
+        start = _date(args.from_date, "--from")
+    else:
+        start = end - dt.timedelta(days=max(1, round(section.period_s / 86400)) - 1)
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}", usage=True)
+    return Selection(start=start, end=end, sites=frozenset(args.site or ()),
+                     roles=frozenset(args.role or ()))
+
+
+def _site_names(path: str) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        return partition.site_names(Path(path))
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc), usage=True) from None
+
+
+def _assets(path: str):  # -> tuple[list[AssetRow], list[UnmatchedAsset]] | None
+    if not path:
+        return None
+    from collector.reports.assets import AssetFileError, read_assets
+
+    try:
+        return read_assets(Path(path))
+    except AssetFileError as exc:
+        raise CliError(str(exc)) from None
+
+
+def file_name(report: Report, lang: Lang, fmt: str) -> str:
+    stem = "bao-cao-mua-sam" if lang.code == "vi" else "procurement-report"
+    return f"{stem}-{report.period_end.isoformat()}.{fmt}"
+
+
+def pdf_view(report: Report) -> Report:
+    """The PDF is the document to sign: in each commune, the devices that need something
+    (WeasyPrint lays out about 20 table rows a second; the XLSX has every device)."""
+    communes = tuple(dataclasses.replace(c, devices=tuple(
+        d for d in c.devices if d.action != "none")) for c in report.communes)
+    return dataclasses.replace(report, communes=communes)
+
+
+def _write(fmt: str, report: Report, lang: Lang, out: Path, pdf_devices: int) -> Path:
+    path = out / file_name(report, lang, fmt)
+    try:
+        if fmt == "xlsx":
+            from collector.reports.render_xlsx import write_xlsx
+            return write_xlsx(report, lang, path)
+        if fmt == "csv":
+            from collector.reports.render_csv import write_csv
+            return write_csv(report, lang, path)
+        if fmt == "html":
+            from collector.reports.render_html import write_html
+            return write_html(report, lang, path)
+        from collector.reports.render_pdf import write_pdf
+        return write_pdf(pdf_view(report), lang, path,
+                         max_devices_per_commune=pdf_devices or None)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # the PDF engine missing
+        raise CliError(str(exc)) from None
+
+
+class Progress:
+    """A one-line counter on stderr: redrawn in place on a terminal, a line every ten
+    thousand otherwise (logs, CI)."""
+
+    def __init__(self, what: str, stream=None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.clock = clock
+        self.started = clock()
+        self.last = 0
+        self.printed = 0
+
+    def __call__(self, count: int) -> None:
+        if self.tty:
+            self.stream.write(f"\rreading {self.what}: {count:,}")
+            self.stream.flush()
+        elif count - self.printed >= 10_000:
+            self.stream.write(f"reading {self.what}: {count:,}\n")
+            self.printed = count
+        self.last = count
+
+    def done(self) -> None:
+        end = "\n" if self.tty else ""
+        self.stream.write(f"{end}read {self.last:,} {self.what} in "
+                          f"{self.clock() - self.started:.1f} s\n")
