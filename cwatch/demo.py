@@ -3,10 +3,12 @@
 Everything runs on free loopback ports; Ctrl-C (or --duration) stops it all.
 A simulated fleet (the simulator's default scenario: ten communes, 300 devices,
 one of each fault) replays its last two hours in the first minute, then runs live.
+On the way out it writes the procurement report of what it stored (output/report/).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -132,4 +134,26 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     agent_thread.join(timeout=10)
     collector.stop()
     print("stopped; nothing left running.")
+    _sample_report(output)
     return 0
+
+
+def _sample_report(output: Path) -> None:
+    """The procurement report of what the demo stored (cwatch report procurement)."""
+    from collector.reports.build import Selection
+    from collector.reports.cli import CliError, write_report
+    from collector.reports.config import ReportSection
+    from collector.rules import spec
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    try:
+        written = write_report(output / "state.db", ReportSection(province="demo"),
+                               spec.load().priority, Selection(
+                                   start=today - dt.timedelta(days=29), end=today),
+                               output / "report")
+    except (CliError, OSError, RuntimeError) as exc:
+        print(f"cwatch demo: the sample report could not be written: {exc}", file=sys.stderr)
+        return
+    print("sample procurement report (cwatch report procurement):")
+    for path in written:
+        print(f"  {path}")

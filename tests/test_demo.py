@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import psutil
 
 
@@ -16,7 +18,7 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     before = {p.pid for p in psutil.process_iter()}
     result = subprocess.run(
         [sys.executable, "-m", "cwatch", "demo", "--duration", "12", "--output",
-         str(tmp_path / "demo")], capture_output=True, text=True, timeout=60)
+         str(tmp_path / "demo")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     counts = re.findall(r"sites\s+(\d+)\s+devices online\s+(\d+)\s+offline\s+(\d+)\s+"
                         r"accepted\s+(\d+)\s+rejected\s+(\d+)", result.stdout)
@@ -36,6 +38,14 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     equipment = re.findall(r"flagged equipment\s+(\d+)", result.stdout)
     assert int(equipment[-1]) > 0
     assert "nothing left running" in result.stdout
+    # The sample procurement report of the demo fleet, in every format.
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    report = tmp_path / "demo" / "report"
+    assert sorted(p.name for p in report.iterdir()) == sorted(
+        f"bao-cao-mua-sam-{day}.{ext}" for ext in ("csv", "html", "pdf", "xlsx"))
+    assert str(report / f"bao-cao-mua-sam-{day}.pdf") in result.stdout
+    workbook = openpyxl.load_workbook(report / f"bao-cao-mua-sam-{day}.xlsx", read_only=True)
+    assert "an-phuoc" in workbook.sheetnames
     leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
                  and "cwatch-demo-broker" in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

@@ -17,16 +17,18 @@ import datetime as dt
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import partition
 from collector.config import CollectorConfig
 from collector.config import load as load_config
+from collector.reports.assets import AssetFileError, AssetRow, read_assets
 from collector.reports.build import Selection, build_report
 from collector.reports.config import ReportSection
 from collector.reports.i18n import Lang
-from collector.reports.model import Report
+from collector.reports.model import Report, UnmatchedAsset
+from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.store.findings import FindingsStore
 from collector.store.state import StateStore
@@ -72,21 +74,32 @@ def procurement(args: argparse.Namespace) -> list[Path]:
         raise CliError(str(exc), usage=True) from None
     names = _site_names(args.sites_file or config.collector.sites_file)
     assets = _assets(args.assets or section.assets_file)
-    progress = Progress("devices") if not args.quiet else None
+    return write_report(state_path, section, weights, selection, Path(args.out),
+                        formats=formats, site_names=names, assets=assets,
+                        pdf_devices=args.pdf_devices,
+                        progress=None if args.quiet else Progress("devices"))
+
+
+def write_report(state_path: Path, section: ReportSection, weights: priority.Weights,
+                 selection: Selection, out: Path, *, formats: Sequence[str] = FORMATS,
+                 site_names: dict[str, str] | None = None,
+                 assets: tuple[list[AssetRow], list[UnmatchedAsset]] | None = None,
+                 pdf_devices: int = 10, progress: Progress | None = None) -> list[Path]:
+    """Build the report from the state database and write it in each format to `out`
+    (the command, and `cwatch demo` for its sample report)."""
     started = time.monotonic()
     state = StateStore(state_path)
     try:
         report = build_report(state, FindingsStore(state), section, weights, selection,
-                              now=time.time(), site_names=names, assets=assets,
+                              now=time.time(), site_names=site_names, assets=assets,
                               progress=progress)
     finally:
         state.close()
     if progress is not None:
         progress.done()
-    lang = Lang(args.lang or section.language)
-    out = Path(args.out)
+    lang = Lang(section.language)
     out.mkdir(parents=True, exist_ok=True)
-    written = [_write(fmt, report, lang, out, args.pdf_devices) for fmt in formats]
+    written = [_write(fmt, report, lang, out, pdf_devices) for fmt in formats]
     log.info("report of %d devices written in %.1f s", report.summary.devices,
              time.monotonic() - started)
     return written
@@ -141,11 +154,9 @@ def _site_names(path: str) -> dict[str, str]:
         raise CliError(str(exc), usage=True) from None
 
 
-def _assets(path: str):  # -> tuple[list[AssetRow], list[UnmatchedAsset]] | None
+def _assets(path: str) -> tuple[list[AssetRow], list[UnmatchedAsset]] | None:
     if not path:
         return None
-    from collector.reports.assets import AssetFileError, read_assets
-
     try:
         return read_assets(Path(path))
     except AssetFileError as exc:
