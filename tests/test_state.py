@@ -392,3 +392,29 @@ def test_apply_many_is_one_transaction_and_loses_only_a_bad_sample(store: StateS
     assert [d["device"] for d in store.devices()] == [f"pc-{i:02d}" for i in range(1, 6)]
     assert store.apply_many(good) == []  # applying again is harmless
     assert store.daily(SITE, "pc-03", utc_day(T))["samples"] == 2
+
+
+def test_usage_between_merges_the_days_of_each_device(store: StateStore) -> None:
+    """The procurement report's bulk roll-up: the same numbers as usage_since, limited
+    to the days asked, plus the samples with memory at 90 % or more."""
+    for day in range(3):
+        for i in range(10):
+            ts = DAY0 + day * 86400 + 60 * i
+            store.apply(decode("metrics", ts, day * 100 + i + 1, cpu_percent=10.0 * i + day,
+                               mem_used_percent=95.0 if i < day * 3 else 50.0,
+                               swap_in_bytes_per_s=1.0 if i == 0 else 0.0))
+    store.apply(decode("metrics", DAY0, 1, device="pc-2", cpu_percent=7.0,
+                       mem_used_percent=20.0))
+    first, last = utc_day(DAY0), utc_day(DAY0 + 2 * 86400)
+    between = store.usage_between(first, last)
+    since = store.usage_since(first)
+    assert set(between) == set(since) == {(SITE, DEVICE), (SITE, "pc-2")}
+    for key, usage in since.items():
+        for name, value in usage.items():
+            assert between[key][name] == value, (key, name)
+    mine = between[(SITE, DEVICE)]
+    assert (mine["days"], mine["samples"], mine["mem_high_samples"]) == (3, 30, 9)
+    assert mine["swap_in_samples"] == 3 and mine["cpu_p95"] == 91
+    only_two = store.usage_between(utc_day(DAY0 + 86400), last)[(SITE, DEVICE)]
+    assert (only_two["days"], only_two["mem_high_samples"]) == (2, 9)
+    assert store.usage_between("2020-01-01", "2020-01-31") == {}
