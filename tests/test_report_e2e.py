@@ -91,6 +91,10 @@ def test_faulty_and_oldest_devices_rank_first_and_totals_add_up(province) -> Non
     assert (oldest.site, oldest.device) in top
     for line in devices[:10]:
         assert line.why and line.action != "none", line
+    # Each reason in both languages: the Vietnamese report's "why" is Vietnamese.
+    ages = [r for d in devices for r in d.why if r.part == "age"]
+    assert ages and all("năm tuổi" in r.text("vi") and "years old" in r.text("en")
+                        for r in ages if "old" in r.because)
     # A failing disk is replaced, not the whole PC, unless the PC is old or cannot run
     # Windows 11 (then the disk goes with it).
     for line in devices:

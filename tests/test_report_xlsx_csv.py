@@ -268,3 +268,19 @@ def test_csv_in_english_and_sites(tmp_path: Path) -> None:
     assert rows == [["Bình Minh", "binh-minh", "upgrade the link", "6000000", "no", "20.0",
                      "slow link", "950.0", "14.5", "0.6", "router-01"]]
     assert header[:2] == ["Commune", "Site"]
+
+
+def test_csv_texts_that_look_like_formulas_are_neutralised(tmp_path: Path) -> None:
+    report = sample_report()
+    first = report.communes[0]
+    tagged = dataclasses.replace(first.devices[0], asset_tag="=HYPERLINK(\"http://x\")",
+                                 location="+84 phòng 2")
+    report = dataclasses.replace(report, communes=(
+        dataclasses.replace(first, devices=(tagged, *first.devices[1:])),
+        *report.communes[1:]))
+    path = write_csv(report, VI, tmp_path / "r.csv")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    row = next(r for r in rows if tagged.device in r)
+    assert "'=HYPERLINK(\"http://x\")" in row and "'+84 phòng 2" in row
+    assert str(tagged.cost_vnd) in row  # numbers are left alone

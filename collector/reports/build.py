@@ -187,8 +187,8 @@ def _device_line(device: dict[str, Any], asset: AssetRow | None,
         beyond_useful_life=age is not None and age >= section.useful_life_years,
         asset_tag=asset_info.get("tag"), location=asset_info.get("location"),
         health=_health(found), evidence=_evidence(device, usage, reboots, kinds),
-        why=tuple(Reason(part["part"], part["points"], part["because"])
-                  for part in scored["why"]))
+        why=tuple(Reason(part["part"], part["points"], part["because"],
+                         part.get("because_vi")) for part in scored["why"]))
     return line, scored
 
 

@@ -45,6 +45,10 @@ class Reason:
     part: str  # "risk", "shortfall" or "age" (collector/rules/priority.py)
     points: float
     because: str  # English, as the rules wrote it
+    because_vi: str | None = None  # the same in Vietnamese
+
+    def text(self, language: str) -> str:
+        return self.because_vi if language == "vi" and self.because_vi else self.because
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,25 @@ from collector.reports.i18n import Lang
 from collector.reports.model import Report
 from collector.reports.render_xlsx import DEVICE_COLUMNS, SITE_COLUMNS, Column, column_values
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe(value: Any) -> Any:
+    """A text that Excel would run as a formula (an asset tag "=HYPERLINK(...)" from the
+    register) gets a leading apostrophe, as OWASP advises for CSV; numbers stay."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
 
 def _write(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     # The csv module writes None as an empty field, numbers with str() (15000000, 14.6)
-    # and dates with str() too, which is ISO 8601: the values go as they are (fast).
+    # and dates with str() too, which is ISO 8601.
     path = Path(path)
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(headers)
-        writer.writerows(rows)
+        writer.writerows([_safe(value) for value in row] for row in rows)
     return path
 
 

@@ -263,8 +263,7 @@ def _evidence(d: DeviceLine, lang: Lang) -> str:
 
 
 def _why(d: DeviceLine, lang: Lang) -> list[str]:
-    # `because` is English as the rules wrote it; gettext leaves it so unless cataloged.
-    return [f"{lang.reason_part(r.part)} {lang.number(r.points)}: {lang.gettext(r.because)}"
+    return [f"{lang.reason_part(r.part)} {lang.number(r.points)}: {r.text(lang.code)}"
             for r in d.why]
 
 

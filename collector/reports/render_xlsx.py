@@ -114,9 +114,10 @@ def _born_from(line: DeviceLine, lang: Lang) -> str | None:
 
 
 def why_text(line: DeviceLine, lang: Lang) -> str | None:
-    """"failure risk: Disk /dev/sda: 24 reallocated (+20); age: ..." (the rules write the
-    because in English)."""
-    return "; ".join(f"{lang.reason_part(r.part)}: {r.because} (+{_points(lang.code, r.points)})"
+    """"failure risk: Disk /dev/sda: 24 reallocated (+20); age: ..." in the report's
+    language (the rules write each reason in English and Vietnamese)."""
+    return "; ".join(f"{lang.reason_part(r.part)}: {r.text(lang.code)} "
+                     f"(+{_points(lang.code, r.points)})"
                      for r in line.why) or None
 
 

@@ -79,27 +79,35 @@ def score_device(summary: dict[str, Any], inventory: dict[str, Any],
     kinds = {f["finding"] for f in found}
     equipment = [f for f in found if f["finding"] != "os_end_of_support"]
     risk = min(w.risk_max, sum(getattr(w, f["severity"]) for f in equipment))
+    # Each reason in English and Vietnamese (`because_vi`), like the findings' summaries.
     if risk:
-        why.append({"part": "risk", "points": risk, "because": "; ".join(
-            f["summary"] for f in equipment)})
-    shortfall, reasons = 0.0, []
+        why.append({"part": "risk", "points": risk,
+                    "because": "; ".join(f["summary"] for f in equipment),
+                    "because_vi": "; ".join(f.get("summary_vi") or f["summary"]
+                                            for f in equipment)})
+    shortfall, reasons, reasons_vi = 0.0, [], []
     if usage and usage["samples"]:
         if (usage["cpu_p95"] or 0) >= 90:
             shortfall += w.cpu_busy
             reasons.append(f"CPU p95 {usage['cpu_p95']} % over {usage['days']} days")
+            reasons_vi.append(f"CPU p95 {usage['cpu_p95']} % trong {usage['days']} ngày")
         if (usage["mem_p95"] or 0) >= 90:
             shortfall += w.memory_short
             reasons.append(f"memory p95 {usage['mem_p95']} %")
+            reasons_vi.append(f"bộ nhớ p95 {usage['mem_p95']} %")
         if usage["swap_in_samples"] > 0.1 * usage["samples"]:
             shortfall += w.swapping
-            reasons.append(f"swapping in {100 * usage['swap_in_samples'] / usage['samples']:.0f}"
-                           " % of the time")
+            share = 100 * usage["swap_in_samples"] / usage["samples"]
+            reasons.append(f"swapping in {share:.0f} % of the time")
+            reasons_vi.append(f"tráo đổi bộ nhớ {share:.0f} % thời gian")
         if (usage["disk_used_max"] or 0) >= 90:
             shortfall += w.disk_nearly_full
             reasons.append(f"a partition at {usage['disk_used_max']:.0f} %")
+            reasons_vi.append(f"một phân vùng đầy {usage['disk_used_max']:.0f} %")
     shortfall = min(w.shortfall_max, shortfall)
     if shortfall:
-        why.append({"part": "shortfall", "points": shortfall, "because": ", ".join(reasons)})
+        why.append({"part": "shortfall", "points": shortfall, "because": ", ".join(reasons),
+                    "because_vi": ", ".join(reasons_vi)})
     asset = inventory.get("asset") or {}
     born = asset.get("purchase_date") or (inventory.get("bios") or {}).get("date")
     years = None
@@ -112,13 +120,17 @@ def score_device(summary: dict[str, Any], inventory: dict[str, Any],
     age = 0.0
     if years is not None:
         age = w.per_year * years
+        bought = bool(asset.get("purchase_date"))
         why.append({"part": "age", "points": round(min(age, w.age_max), 1),
                     "because": f"{years:.0f} years old (from "
-                               f"{'purchase' if asset.get('purchase_date') else 'BIOS'} date)"})
+                               f"{'purchase' if bought else 'BIOS'} date)",
+                    "because_vi": f"{years:.0f} năm tuổi (theo ngày "
+                                  f"{'mua' if bought else 'BIOS'})"})
     if "os_end_of_support" in kinds:
         age += w.end_of_support
         why.append({"part": "age", "points": w.end_of_support,
-                    "because": "operating system past its end of support"})
+                    "because": "operating system past its end of support",
+                    "because_vi": "hệ điều hành đã hết hỗ trợ"})
     age = min(w.age_max, age)
     role = summary.get("role") or asset.get("role")
     factor = w.role(role)
