@@ -76,14 +76,8 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
     budget = section.budget_vnd or None
     start_ts = dt.datetime.combine(selection.start, dt.time(), dt.timezone.utc).timestamp()
     end_ts = dt.datetime.combine(selection.end, dt.time.max, dt.timezone.utc).timestamp()
-    active = findings.query(state="active", limit=10_000_000)
-    by_device: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    by_site: dict[str, list[dict[str, Any]]] = {}
-    for finding in active:
-        if finding["device"]:
-            by_device.setdefault((finding["site"], finding["device"]), []).append(finding)
-        elif finding["site"]:
-            by_site.setdefault(finding["site"], []).append(finding)
+    by_device, by_site = priority.split_findings(
+        findings.query(state="active", limit=10_000_000))
     usage = state.usage_between(selection.start, selection.end)
     reboots = state.unexpected_reboots_between(start_ts, end_ts)
     every = list(state.every_device())

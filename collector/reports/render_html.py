@@ -30,16 +30,6 @@ from collector.reports.model import (
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
 
-# Words the report shows that labels.py does not hold yet (English, through gettext).
-MORE_DEVICES = labels.MORE_DEVICES
-SETTINGS = labels.SETTINGS
-REFRESH_AGE = labels.REFRESH_AGE
-USEFUL_LIFE = labels.USEFUL_LIFE
-ASSETS_FILE = labels.ASSETS_FILE
-ALL = labels.ALL
-PREPARED_BY = labels.PREPARED_BY
-APPROVED_BY = labels.APPROVED_BY
-SIGN_HINT = labels.SIGN_HINT
 
 DASH = "–"
 # The cost chart is cut into blocks of this many communes: an SVG cannot break across
@@ -135,8 +125,6 @@ def _context(report: Report, lang: Lang, limit: int | None) -> dict[str, Any]:
     scale = max((c.counts.cost_vnd for c in by_cost), default=0) or 1
     return {
         "_": lang.gettext, "labels": labels, "lang_code": lang.code,
-        "new": {"settings": SETTINGS, "prepared_by": PREPARED_BY, "approved_by": APPROVED_BY,
-                "sign_hint": SIGN_HINT},
         "header": _header(report, lang),
         "has_budget": has_budget,
         "summary": _summary(report.summary, lang, has_budget),
@@ -215,7 +203,7 @@ def _commune(commune: Commune, lang: Lang, limit: int | None, has_budget: bool
 
 
 def _more(hidden: int, lang: Lang) -> str | None:
-    return (lang.gettext(MORE_DEVICES).format(count=lang.number(hidden, 0)) if hidden > 0
+    return (lang.gettext(labels.MORE_DEVICES).format(count=lang.number(hidden, 0)) if hidden > 0
             else None)
 
 
@@ -311,12 +299,12 @@ def _method(report: Report, lang: Lang) -> dict[str, Any]:
                "start": lang.date(report.period_start), "end": lang.date(report.period_end)}
     settings = [(_(labels.BUDGET), _(labels.NO_BUDGET) if s.budget_vnd is None
                  else lang.money(s.budget_vnd)),
-                (_(REFRESH_AGE), lang.number(s.refresh_age_years)),
-                (_(USEFUL_LIFE), lang.number(s.useful_life_years)),
-                (_(labels.SITE), ", ".join(s.sites) or _(ALL)),
-                (_(labels.ROLE), ", ".join(lang.role(r) for r in s.roles) or _(ALL))]
+                (_(labels.REFRESH_AGE), lang.number(s.refresh_age_years)),
+                (_(labels.USEFUL_LIFE), lang.number(s.useful_life_years)),
+                (_(labels.SITE), ", ".join(s.sites) or _(labels.ALL)),
+                (_(labels.ROLE), ", ".join(lang.role(r) for r in s.roles) or _(labels.ALL))]
     if s.assets_file:
-        settings.append((_(ASSETS_FILE), s.assets_file))
+        settings.append((_(labels.ASSETS_FILE), s.assets_file))
     return {
         "prices": [(lang.action(action), lang.money(price)) for action, price in s.prices_vnd],
         "settings": settings,

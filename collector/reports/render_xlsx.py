@@ -71,13 +71,6 @@ DISK_KINDS = {"hdd": "HDD", "ssd": "SSD", "nvme": "NVMe"}
 EXCEL_EPOCH = dt.date(1899, 12, 30).toordinal()  # day 0 of Excel's 1900 date system
 CELL_TEXT_MAX = 32_767  # Excel's limit
 
-# Texts labels.py does not have yet (the catalog passes them through untranslated).
-BORN_FROM = labels.BORN_FROM
-SETTING = labels.SETTING
-VALUE = labels.VALUE
-REFRESH_AGE = labels.REFRESH_AGE
-USEFUL_LIFE = labels.USEFUL_LIFE
-ASSETS_FILE = labels.ASSETS_FILE
 
 
 @dataclass(frozen=True)
@@ -128,7 +121,7 @@ DEVICE_COLUMNS: tuple[Column, ...] = (
     Column(labels.ROLE, TEXT, lambda d, lang: lang.role(d.role) if d.role else None),
     Column(labels.AGE, FLOAT, lambda d, lang: d.age_years),
     Column(labels.BORN, DATE, lambda d, lang: d.born),
-    Column(BORN_FROM, TEXT, _born_from),
+    Column(labels.BORN_FROM, TEXT, _born_from),
     Column(labels.OS, TEXT, lambda d, lang: d.os),
     Column(labels.OS_EOS, TEXT, lambda d, lang: lang.yes_no(d.os_end_of_support)),
     Column(labels.WINDOWS11, TEXT, lambda d, lang: lang.windows11(d.windows11)),
@@ -492,8 +485,8 @@ def _settings_rows(settings: Settings, lang: Lang) -> list[tuple[str, Any, str]]
     gt = lang.gettext
     budget = ((gt(labels.NO_BUDGET), TEXT) if settings.budget_vnd is None
               else (settings.budget_vnd, MONEY))
-    rows = [(gt(REFRESH_AGE), settings.refresh_age_years, FLOAT),
-            (gt(USEFUL_LIFE), settings.useful_life_years, FLOAT),
+    rows = [(gt(labels.REFRESH_AGE), settings.refresh_age_years, FLOAT),
+            (gt(labels.USEFUL_LIFE), settings.useful_life_years, FLOAT),
             (gt(labels.BUDGET), *budget)]
     # The weights by their names in the rules: the paragraphs below say what they weigh.
     rows += [(gt(labels.WEIGHTS.get(key, key)), value, FLOAT)
@@ -501,7 +494,7 @@ def _settings_rows(settings: Settings, lang: Lang) -> list[tuple[str, Any, str]]
     rows += [(gt(label), ", ".join(values), TEXT) for label, values in
              ((labels.SITE, settings.sites), (labels.ROLE, settings.roles)) if values]
     if settings.assets_file:
-        rows.append((gt(ASSETS_FILE), settings.assets_file, TEXT))
+        rows.append((gt(labels.ASSETS_FILE), settings.assets_file, TEXT))
     return rows
 
 
@@ -529,7 +522,7 @@ def _write_method(wb: Workbook, report: Report, lang: Lang, title: str) -> None:
     prices = [[lang.action(a), p] for a, p in report.settings.prices_vnd]
     price_headers = [gt(labels.ACTION), gt(labels.UNIT_PRICE)]
     settings = _settings_rows(report.settings, lang)
-    settings_headers = [gt(SETTING), gt(VALUE)]
+    settings_headers = [gt(labels.SETTING), gt(labels.VALUE)]
     column_widths = _merge_widths(
         widths(price_headers, [TEXT, MONEY], prices),
         widths(settings_headers, [TEXT, MONEY], [[label, None] for label, _, _ in settings]),

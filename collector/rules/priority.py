@@ -52,14 +52,8 @@ def rank(state: StateStore, findings: FindingsStore, now: float, weights: Weight
          site: str | None = None, limit: int = 100) -> dict[str, Any]:
     since = dt.datetime.fromtimestamp(now - weights.days * 86400, dt.timezone.utc).date()
     usage = state.usage_since(since)
-    active = findings.query(state="active", site=site, limit=1_000_000)
-    by_device: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    by_site: dict[str, list[dict[str, Any]]] = {}
-    for finding in active:
-        if finding["device"]:
-            by_device.setdefault((finding["site"], finding["device"]), []).append(finding)
-        elif finding["site"]:
-            by_site.setdefault(finding["site"], []).append(finding)
+    by_device, by_site = split_findings(
+        findings.query(state="active", site=site, limit=1_000_000))
     devices = []
     for summary in state.devices(site=site, limit=1_000_000):
         key = (summary["site"], summary["device"])
@@ -70,6 +64,19 @@ def rank(state: StateStore, findings: FindingsStore, now: float, weights: Weight
     sites = score_sites(devices, by_site)
     return {"devices": devices[:limit], "sites": sites[:limit], "weights": dataclasses.asdict(
         weights)}
+
+
+def split_findings(active: list[dict[str, Any]]) -> tuple[
+        dict[tuple[str, str], list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """Findings about a device, by (site, device), and about a whole site, by site."""
+    by_device: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_site: dict[str, list[dict[str, Any]]] = {}
+    for finding in active:
+        if finding["device"]:
+            by_device.setdefault((finding["site"], finding["device"]), []).append(finding)
+        elif finding["site"]:
+            by_site.setdefault(finding["site"], []).append(finding)
+    return by_device, by_site
 
 
 def score_device(summary: dict[str, Any], inventory: dict[str, Any],
