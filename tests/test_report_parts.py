@@ -161,10 +161,12 @@ def test_progress_redraws_on_a_terminal_and_prints_lines_in_a_log() -> None:
     clock = iter([0.0, 2.5])
     shown = Terminal()
     progress = Progress("devices", shown, clock=lambda: next(clock))
+    progress.step("summing the daily roll-ups")
     progress(1000)
     progress(2000)
     progress.done()
-    assert shown.getvalue() == ("\rreading devices: 1,000\rreading devices: 2,000\n"
+    assert shown.getvalue() == ("summing the daily roll-ups...\n"
+                                "\rreading devices: 1,000\rreading devices: 2,000\n"
                                 "read 2,000 devices in 2.5 s\n")
     log = io.StringIO()
     progress = Progress("devices", log, clock=lambda: 0.0)

@@ -20,8 +20,8 @@ import dataclasses
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,14 @@ SITE_FINDINGS = ("slow_link", "local_network", "site_unreachable", "dns_slow")
 ROLE_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as the protocol's asset.role
 
 
+class ProgressSink(Protocol):
+    """Where a long build says how far it is (cli.Progress on stderr)."""
+
+    def step(self, what: str) -> None: ...
+
+    def __call__(self, devices_done: int) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Selection:
     """Which devices and which days the report covers."""
@@ -70,7 +78,7 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
                  weights: priority.Weights, selection: Selection, *, now: float,
                  site_names: dict[str, str] | None = None,
                  assets: tuple[list[AssetRow], list[UnmatchedAsset]] | None = None,
-                 progress: Callable[[int], None] | None = None) -> Report:
+                 progress: ProgressSink | None = None) -> Report:
     """The report for `selection`, as of `now` (Unix time)."""
     names = site_names or {}
     budget = section.budget_vnd or None
@@ -78,6 +86,8 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
     end_ts = dt.datetime.combine(selection.end, dt.time.max, dt.timezone.utc).timestamp()
     by_device, by_site = priority.split_findings(
         findings.query(state="active", limit=10_000_000))
+    if progress is not None:  # the longest step for a big fleet: say so first
+        progress.step(f"summing the daily roll-ups {selection.start} to {selection.end}")
     usage = state.usage_between(selection.start, selection.end)
     reboots = state.unexpected_reboots_between(start_ts, end_ts)
     every = list(state.every_device())

@@ -211,6 +211,10 @@ class Progress:
         self.last = 0
         self.printed = 0
 
+    def step(self, what: str) -> None:
+        self.stream.write(f"{what}...\n")
+        self.stream.flush()
+
     def __call__(self, count: int) -> None:
         if self.tty:
             self.stream.write(f"\rreading {self.what}: {count:,}")
