@@ -395,8 +395,8 @@ def test_apply_many_is_one_transaction_and_loses_only_a_bad_sample(store: StateS
 
 
 def test_usage_between_merges_the_days_of_each_device(store: StateStore) -> None:
-    """The procurement report's bulk roll-up: the same numbers as usage_since, limited
-    to the days asked, plus the samples with memory at 90 % or more."""
+    """The roll-ups of the days asked, merged per device (the procurement report and,
+    from a day on, the upgrade ranking's usage_since)."""
     for day in range(3):
         for i in range(10):
             ts = DAY0 + day * 86400 + 60 * i
@@ -407,14 +407,14 @@ def test_usage_between_merges_the_days_of_each_device(store: StateStore) -> None
                        mem_used_percent=20.0))
     first, last = utc_day(DAY0), utc_day(DAY0 + 2 * 86400)
     between = store.usage_between(first, last)
-    since = store.usage_since(first)
-    assert set(between) == set(since) == {(SITE, DEVICE), (SITE, "pc-2")}
-    for key, usage in since.items():
-        for name, value in usage.items():
-            assert between[key][name] == value, (key, name)
+    assert set(between) == {(SITE, DEVICE), (SITE, "pc-2")}
     mine = between[(SITE, DEVICE)]
     assert (mine["days"], mine["samples"], mine["mem_high_samples"]) == (3, 30, 9)
-    assert mine["swap_in_samples"] == 3 and mine["cpu_p95"] == 91
+    assert mine["swap_in_samples"] == 3 and mine["cpu_p95"] == 91 and mine["mem_p95"] == 95
+    assert between[(SITE, "pc-2")] == {
+        "days": 1, "samples": 1, "swap_in_samples": 1, "disk_used_max": 80.0,
+        "mem_high_samples": 0, "cpu_p95": 7, "mem_p95": 20}
+    assert store.usage_since(first) == between
     only_two = store.usage_between(utc_day(DAY0 + 86400), last)[(SITE, DEVICE)]
     assert (only_two["days"], only_two["mem_high_samples"]) == (2, 9)
     assert store.usage_between("2020-01-01", "2020-01-31") == {}

@@ -55,11 +55,12 @@ def rank(state: StateStore, findings: FindingsStore, now: float, weights: Weight
     by_device, by_site = split_findings(
         findings.query(state="active", site=site, limit=1_000_000))
     devices = []
-    for summary in state.devices(site=site, limit=1_000_000):
+    for summary in state.every_device():  # one pass, not a query per device
+        if site is not None and summary["site"] != site:
+            continue
         key = (summary["site"], summary["device"])
-        detail = state.device(*key) or {}
-        devices.append(score_device(summary, detail.get("inventory") or {},
-                                     usage.get(key), by_device.get(key, []), now, weights))
+        devices.append(score_device(summary, summary["inventory"] or {},
+                                    usage.get(key), by_device.get(key, []), now, weights))
     devices.sort(key=lambda d: (-d["score"], d["site"], d["device"]))
     sites = score_sites(devices, by_site)
     return {"devices": devices[:limit], "sites": sites[:limit], "weights": dataclasses.asdict(

@@ -641,31 +641,12 @@ class StateStore:
     def usage_since(self, day: str | dt.date) -> dict[tuple[str, str], dict[str, Any]]:
         """Every device's metrics roll-ups from `day` (UTC) on, merged: samples, CPU and
         memory p95 over the whole period, swapping share, fullest disk."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT site, device, samples, cpu_hist, mem_hist, disk_used_max, "
-                "swap_in_samples FROM device_daily WHERE day >= ?", (_day_text(day),)
-            ).fetchall()
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for site, device, samples, cpu, mem, disk_max, swap_in in rows:
-            out = merged.setdefault((site, device), {
-                "days": 0, "samples": 0, "cpu": [0] * PERCENT_BUCKETS,
-                "mem": [0] * PERCENT_BUCKETS, "swap_in_samples": 0, "disk_used_max": None})
-            out["days"] += 1
-            out["samples"] += samples
-            out["swap_in_samples"] += swap_in
-            out["disk_used_max"] = _max(out["disk_used_max"], (disk_max,))
-            for name, text in (("cpu", cpu), ("mem", mem)):
-                for i, count in enumerate(orjson.loads(text)):
-                    out[name][i] += count
-        for out in merged.values():
-            for name in ("cpu", "mem"):
-                out[f"{name}_p95"] = percentile_bucket(out.pop(name), 95)
-        return merged
+        return self.usage_between(day, "9999-12-31")
 
     def usage_between(self, first_day: str | dt.date, last_day: str | dt.date,
                       high_percent: int = 90) -> dict[tuple[str, str], dict[str, Any]]:
-        """Like usage_since, for the UTC days first_day..last_day, plus `mem_high_samples`:
+        """Each device's roll-ups of the UTC days first_day..last_day merged: days,
+        samples, CPU and memory p95, swap-in samples, fullest disk, and `mem_high_samples`:
         samples with memory at high_percent or more (how long the user waited on it).
         Built for a whole province or country at once (the procurement report): rows are
         read a few thousand at a time, in device order, and each device's days are
@@ -752,9 +733,10 @@ class StateStore:
                 return
             for row in rows:
                 dev = dict(zip(_DEVICE_COLUMNS, row))
-                out = _summary(dev)
-                for name in ("metrics", "probe", "inventory"):
-                    out[name] = _loads(dev[f"{name}_json"])
+                metrics = _loads(dev["metrics_json"])
+                out = _summary(dev, metrics)
+                out.update(metrics=metrics, probe=_loads(dev["probe_json"]),
+                           inventory=_loads(dev["inventory_json"]))
                 yield out
 
     def daily(self, site: str, device: str, day: str | dt.date) -> dict[str, Any]:
@@ -858,8 +840,11 @@ def _max(current: float | None, values: Any) -> float | None:
     return current
 
 
-def _summary(dev: dict[str, Any]) -> dict[str, Any]:
-    metrics = _loads(dev["metrics_json"]) or {}
+def _summary(dev: dict[str, Any], metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The device row for the API; `metrics`: its metrics_json already decoded."""
+    if metrics is None:
+        metrics = _loads(dev["metrics_json"])
+    metrics = metrics or {}
     disks = [d["used_percent"] for d in metrics.get("disks") or ()
              if d.get("used_percent") is not None]
     return {
