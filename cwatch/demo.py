@@ -106,19 +106,7 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(min(2.0, max(0.0, (deadline or float("inf")) - time.monotonic())))
-            totals = collector.metrics.totals()
-            counts = collector.state.counts_by_site()
-            online = sum(c.get("online", 0) for c in counts.values())
-            offline = sum(c.get("offline", 0) for c in counts.values())
-            replay = "replaying" if runner.clock.now() < time.time() - 1 else "live"
-            found = collector.findings.active_counts() if collector.findings else {}
-            equipment = sum(n for (kind, _), n in found.items()
-                            if kind not in LINK_FINDINGS and kind not in PLANNING_FINDINGS)
-            links = sum(n for (kind, _), n in found.items() if kind in LINK_FINDINGS)
-            line = (f"[{replay}] sites {len(counts):3d}  devices online {online:4d}  offline "
-                    f"{offline:3d}  accepted {totals['accepted']:7.0f}  rejected "
-                    f"{totals['rejected']:3.0f}  flagged equipment {equipment:3d}  "
-                    f"slow links {links:2d}")
+            line = _status_line(collector, runner)
             # A terminal gets one line updated in place; a log file gets whole lines.
             print("\r" + line if interactive else line, end="" if interactive else "\n",
                   flush=True)
@@ -133,10 +121,29 @@ def _run(broker: Mosquitto, duration_s: float | None, output: Path) -> int:
     agent.stop()
     agent_thread.join(timeout=10)
     collector.stop()
+    # Counted again once every queued message is stored: the last word on this run.
+    print(_status_line(collector, runner, final=True))
     print("stopped; nothing left running.")
     _sample_report(output)
     return 0
 
+
+
+def _status_line(collector: Collector, runner: FleetRunner, final: bool = False) -> str:
+    totals = collector.metrics.totals()
+    counts = collector.state.counts_by_site()
+    online = sum(c.get("online", 0) for c in counts.values())
+    offline = sum(c.get("offline", 0) for c in counts.values())
+    phase = "final" if final else (
+        "replaying" if runner.clock.now() < time.time() - 1 else "live")
+    found = collector.findings.active_counts() if collector.findings else {}
+    equipment = sum(n for (kind, _), n in found.items()
+                    if kind not in LINK_FINDINGS and kind not in PLANNING_FINDINGS)
+    links = sum(n for (kind, _), n in found.items() if kind in LINK_FINDINGS)
+    return (f"[{phase}] sites {len(counts):3d}  devices online {online:4d}  offline "
+            f"{offline:3d}  accepted {totals['accepted']:7.0f}  rejected "
+            f"{totals['rejected']:3.0f}  flagged equipment {equipment:3d}  "
+            f"slow links {links:2d}")
 
 def _sample_report(output: Path) -> None:
     """The procurement report of what the demo stored (cwatch report procurement)."""
