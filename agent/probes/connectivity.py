@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
-KINDS = ("gateway", "collector", "dns", "portal", "custom")
+KINDS = ("gateway", "collector", "dns", "portal", "device", "custom")
 METHODS = ("icmp", "tcp", "dns", "http")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # Ports tried, in order, when a target gives none and ICMP is not possible.

@@ -151,15 +151,16 @@ GROUPS: dict[str, tuple[Group, ...]] = {
             "load_1m", "load_5m", "load_15m", "mem_total_bytes", "mem_available_bytes",
             "mem_used_percent", "swap_total_bytes", "swap_used_bytes", "swap_used_percent",
             "swap_in_bytes_per_s", "swap_out_bytes_per_s", "uptime_s", "boot_ts",
-            "process_count")),
+            "process_count", "conntrack_count", "conntrack_max")),
         Group("cwatch_disk", "disks[]", (("mount", "mount"), ("fstype", "fstype")),
               _fields("total_bytes", "used_bytes", "free_bytes", "used_percent")),
         Group("cwatch_diskio", "disk_io[]", (("disk", "name"),), _fields(
             "read_bytes_per_s", "write_bytes_per_s", "read_ops_per_s", "write_ops_per_s",
             "busy_percent")),
-        Group("cwatch_net", "net[]", (("iface", "name"),), _fields(
-            "rx_bytes_per_s", "tx_bytes_per_s", "rx_errors_per_s", "tx_errors_per_s",
-            "rx_drops_per_s", "tx_drops_per_s")),
+        Group("cwatch_net", "net[]", (("iface", "name"),), (
+            *_fields("rx_bytes_per_s", "tx_bytes_per_s", "rx_errors_per_s", "tx_errors_per_s",
+                     "rx_drops_per_s", "tx_drops_per_s", "speed_bps"),
+            Field("up", note="1 = link up, 0 = down"), Field("wan", note=_BOOL))),
         Group("cwatch_temp", "temperatures[]", (("sensor", "sensor"), ("label", "label")), (
             Field("c", "temp_c"), Field("high_c"), Field("critical_c"))),
         Group("cwatch_fan", "fans[]", (("sensor", "sensor"), ("label", "label")),
@@ -211,7 +212,8 @@ GROUPS: dict[str, tuple[Group, ...]] = {
             ("os_build", "os.build"), ("os_arch", "os.arch"), ("cpu_model", "cpu.model"),
             ("system_manufacturer", "system.manufacturer"), ("system_model", "system.model"),
             ("bios_date", "bios.date"), ("role", "asset.role"), ("asset_tag", "asset.tag"),
-            ("location", "asset.location"), ("agent_version", "agent_version")), (
+            ("location", "asset.location"), ("agent_version", "agent_version"),
+            ("polled_by", "polled_by")), (
             Field("info", None, _one, "always 1; the text facts are its labels"),)),
         Group("cwatch_inventory_disk", "disks[]", (("model", "model"), ("kind", "kind")),
               _fields("size_bytes")),
@@ -240,6 +242,7 @@ NOT_STORED: dict[str, dict[str, str]] = {
         "bios.version": "text",
         "macs": "text",
         "python_version": "text",
+        "description": "text; long and free-form (SNMP sysDescr)",
     },
     protocol.STATUS: {
         "agent_version": "text; see the `agent_version` label of `cwatch_inventory_info`",
