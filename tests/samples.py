@@ -1,7 +1,8 @@
 """Valid protocol-v1 envelopes that use every field the schema defines.
 
 The schema-mutation tests break these one rule at a time, so each optional
-field must be present here for its rules to be exercised.
+field must be present here for its rules to be exercised, even those only a router
+sends (conntrack, link speed, polled_by).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def metrics_data() -> dict[str, Any]:
         "swap_used_bytes": 536_870_912, "swap_used_percent": 25.0,
         "swap_in_bytes_per_s": 4096.0, "swap_out_bytes_per_s": 1024.0,
         "uptime_s": 86_400, "boot_ts": 1_790_000_000.0, "process_count": 143,
+        "conntrack_count": 312, "conntrack_max": 16_384,
         "disks": [{"mount": "C:\\", "fstype": "NTFS", "total_bytes": 500_107_862_016,
                    "used_bytes": 400_000_000_000, "free_bytes": 100_107_862_016,
                    "used_percent": 80.0}],
@@ -31,7 +33,7 @@ def metrics_data() -> dict[str, Any]:
                      "write_ops_per_s": 8.5, "busy_percent": 35.0}],
         "net": [{"name": "Ethernet", "rx_bytes_per_s": 51_200.0, "tx_bytes_per_s": 10_240.0,
                  "rx_errors_per_s": 0.0, "tx_errors_per_s": 0.0, "rx_drops_per_s": 0.1,
-                 "tx_drops_per_s": 0.0}],
+                 "tx_drops_per_s": 0.0, "up": True, "speed_bps": 100_000_000, "wan": False}],
         "temperatures": [{"sensor": "coretemp", "label": "Package id 0", "temp_c": 61.0,
                           "high_c": 80.0, "critical_c": 100.0}],
         "fans": [{"sensor": "dell_smm", "label": "CPU fan", "rpm": 2100}],
@@ -67,6 +69,8 @@ def probe_data() -> dict[str, Any]:
 def inventory_data() -> dict[str, Any]:
     return {
         "hostname": "KETOAN-01",
+        "description": "Windows 10 Pro 22H2 on a Dell OptiPlex 3020",
+        "polled_by": "pc-motcua-01",
         "os": {"name": "Windows", "version": "10", "build": "19045", "arch": "AMD64"},
         "cpu": {"model": "Intel(R) Core(TM) i3-4150 CPU @ 3.50GHz", "cores": 2, "threads": 4,
                 "max_mhz": 3500},
