@@ -28,6 +28,10 @@ if [ "$mode" = dev ]; then
     # prometheus-alertmanager services; the tests do not need them running.
     [prometheus]=/usr/bin/promtool
     [prometheus-alertmanager]=/usr/bin/amtool
+    # The OpenWrt agent is tested with dash and BusyBox sh; the SNMP poller against snmpd.
+    [dash]=/bin/dash
+    [busybox]=/bin/busybox
+    [snmpd]=/usr/sbin/snmpd
   )
 fi
 
@@ -45,8 +49,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
+  # The tests start their own brokers and daemons on free ports: keep Debian from
+  # starting system services (snmpd on :161, mosquitto on :1883) where no init
+  # system would anyway (containers), using Debian's policy-rc.d switch.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=""
+  if [ ! -e /run/systemd/system ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+    "${sudo_cmd[@]}" chmod +x "$policy"
+    added_policy=1
+  fi
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -z "$added_policy" ] || "${sudo_cmd[@]}" rm -f "$policy"
 fi
 
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
