@@ -63,6 +63,18 @@ def nvme(**fields: Any) -> list[dict[str, Any]]:
     return [item]
 
 
+def nic(**fields: Any) -> list[dict[str, Any]]:
+    item: dict[str, Any] = {"name": "wan", "up": True}
+    item.update(fields)
+    return [item]
+
+
+def lan_ping(loss: float) -> dict[str, Any]:
+    received = round(10 * (100 - loss) / 100)
+    return {"name": "lan", "kind": "device", "host": "192.168.1.1", "method": "icmp",
+            "sent": 10, "received": received, "loss_percent": loss, "rtt_avg_ms": 2.0}
+
+
 def disks(percent: float) -> list[dict[str, Any]]:
     return [{"mount": "C:\\", "total_bytes": 100, "used_bytes": int(percent),
              "used_percent": percent}]
@@ -87,12 +99,25 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "disk_full": ({"disks": disks(70)}, {"disks": disks(98)}),
     "battery_worn": ({"battery": {"charge_percent": 90, "wear_percent": 10}},
                      {"battery": {"charge_percent": 90, "wear_percent": 55}}),
+    "interface_errors": ({"net": nic(rx_errors_per_s=0.1, tx_errors_per_s=0.0)},
+                         {"net": nic(rx_errors_per_s=40.0, tx_errors_per_s=0.5)}),
+    # 4 Mbit/s of a 10 Mbit/s plan is 40 %; 9.6 Mbit/s is 96 %, saturated.
+    "wan_saturated": ({"net": nic(wan=True, speed_bps=10_000_000, rx_bytes_per_s=500_000.0)},
+                      {"net": nic(wan=True, speed_bps=10_000_000, rx_bytes_per_s=1_200_000.0)}),
+}
+# Rules for routers and switches: (role, channel, healthy data, failing data).
+ROUTER_CASES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
+    "interface_discards": ("router", "metrics",
+                           {"interval_s": 60, "net": nic(rx_drops_per_s=1.0)},
+                           {"interval_s": 60, "net": nic(rx_drops_per_s=150.0)}),
+    "lan_loss": ("switch", "probe", {"targets": [lan_ping(0.0)]}, {"targets": [lan_ping(30.0)]}),
 }
 
 
 def test_every_default_rule_has_a_fire_and_clear_test() -> None:
-    tested = set(CASES) | {"unexpected_reboots", "os_end_of_support", "windows11_incapable",
-                           "cpu_saturated", "disk_filling"}
+    tested = set(CASES) | set(ROUTER_CASES) | {
+        "unexpected_reboots", "os_end_of_support", "windows11_incapable", "cpu_saturated",
+        "disk_filling"}
     assert tested == {rule.name for rule in spec.load().rules}
 
 
@@ -119,6 +144,41 @@ def test_rule_fires_after_its_for_and_clears(world, name: str) -> None:
     assert engine.active() == []
     resolved = engine.findings.query(state="resolved")
     assert [f["ended_ts"] for f in resolved] == [ts + 60]
+
+
+@pytest.mark.parametrize("name", sorted(ROUTER_CASES))
+def test_router_rule_fires_for_its_roles_only_and_clears(world, name: str) -> None:
+    engine, state, _ = world
+    rule = next(r for r in spec.load().rules if r.name == name)
+    role, channel, healthy, failing = ROUTER_CASES[name]
+    for device, device_role in (("router-1", role), ("pc-1", "office")):
+        inventory = samples.inventory_data()
+        inventory["asset"]["role"] = device_role
+        feed(engine, state, Sample(SITE, device, "inventory", T - 60, 1, inventory))
+    seq = iter(range(2, 10_000))
+    ts = T
+    while ts - T <= rule.for_s:
+        for device in ("router-1", "pc-1"):
+            feed(engine, state, Sample(SITE, device, channel, ts, next(seq), failing))
+        ts += 60
+    active = [f for f in engine.active() if f["rule"] == name]  # not the Windows 10 ones
+    # A PC's driver drops or a PC probing a device are not the router's fault.
+    expected_devices = ["router-1"] if rule.roles else ["pc-1", "router-1"]
+    assert sorted(f["device"] for f in active) == expected_devices
+    assert {(f["rule"], f["severity"]) for f in active} == {(name, rule.severity)}
+    for device in ("router-1", "pc-1"):
+        feed(engine, state, Sample(SITE, device, channel, ts, next(seq), healthy))
+    assert [f for f in engine.active() if f["rule"] == name] == []
+
+
+def test_a_router_that_answers_no_ping_is_not_judged_on_loss(world) -> None:
+    """Total loss is the offline status's and silence's job, not lan_loss's."""
+    engine, state, _ = world
+    dead = lan_ping(100.0)
+    for i in range(30):
+        feed(engine, state, Sample(SITE, "router-1", "probe", T + 60 * i, i + 1,
+                                   {"targets": [dead]}))
+    assert engine.active() == []
 
 
 def test_hysteresis_a_value_hovering_at_the_threshold_does_not_flap(world) -> None:

@@ -4,7 +4,8 @@ from the collector's housekeeping (the only judgement on the wall clock).
 
     metrics/inventory sample -> quantities -> Rule.fires for `for` seconds -> open finding
                                            -> Rule.clears (hysteresis)     -> resolve it
-    probe sample             -> LinkTracker (site windows, fault location)
+    probe sample             -> LinkTracker (site windows, fault location), and the
+                                rules on probes (a polled router's loss from the LAN)
     housekeeping: silent devices -> device_silent, or site_unreachable for a whole site
 
 A sample older than the last one a rule judged for that device is left out of that
@@ -98,8 +99,7 @@ class RuleEngine:
             if role:
                 self._roles[(sample.site, sample.device)] = role
         if sample.channel == "probe":
-            self.links.observe(sample)
-            return
+            self.links.observe(sample)  # and the device's own probe rules below
         role = self._roles.get((sample.site, sample.device))
         for rule in self._by_channel.get(sample.channel, ()):
             if rule.applies(sample.site, role):

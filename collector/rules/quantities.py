@@ -82,6 +82,48 @@ def battery_wear_percent(data: dict[str, Any]) -> Pairs:
     return [] if value is None else [("", float(value))]
 
 
+def _per_interface(data: dict[str, Any], keys: tuple[str, str]) -> Pairs:
+    out = []
+    for nic in data.get("net") or ():
+        value = _sum_present(nic, keys)
+        if value is not None:
+            out.append((str(nic.get("name", "")), value))
+    return out
+
+
+def net_errors_per_s(data: dict[str, Any]) -> Pairs:
+    """Receive plus transmit errors per second, per interface (a bad cable or port)."""
+    return _per_interface(data, ("rx_errors_per_s", "tx_errors_per_s"))
+
+
+def net_drops_per_s(data: dict[str, Any]) -> Pairs:
+    """Packets dropped or discarded per second, per interface (queues overflowing)."""
+    return _per_interface(data, ("rx_drops_per_s", "tx_drops_per_s"))
+
+
+def wan_used_percent(data: dict[str, Any]) -> Pairs:
+    """How full the WAN link is: the busier direction against the link's speed (the ISP
+    plan when the agent was told it), per WAN interface."""
+    out = []
+    for nic in data.get("net") or ():
+        speed = nic.get("speed_bps")
+        rates = [nic[k] for k in ("rx_bytes_per_s", "tx_bytes_per_s") if nic.get(k) is not None]
+        if nic.get("wan") and speed and rates:
+            out.append((str(nic.get("name", "")), min(100.0, max(rates) * 8 * 100 / speed)))
+    return out
+
+
+def lan_loss_percent(data: dict[str, Any]) -> Pairs:
+    """Packet loss pinging a polled router or switch from the office network. Total loss
+    gives no value: a device that answers nothing goes offline and silent instead."""
+    out = []
+    for target in data.get("targets") or ():
+        loss = target.get("loss_percent")
+        if target.get("kind") == "device" and loss is not None and target.get("received"):
+            out.append((str(target.get("host") or target.get("name", "")), float(loss)))
+    return out
+
+
 _INTEL_CORE = re.compile(r"\bi[3579]-(\d{4,5})")
 _INTEL_GEN = re.compile(r"\b(\d{1,2})th Gen Intel")
 _RYZEN = re.compile(r"\bRyzen \d (\d)\d{3}")
@@ -146,4 +188,8 @@ QUANTITIES: dict[str, tuple[str, Callable[[dict[str, Any]], Pairs]]] = {
     "cpu_percent": ("metrics", cpu_percent),
     "battery_wear_percent": ("metrics", battery_wear_percent),
     "windows11_blockers": ("inventory", windows11_blockers),
+    "net_errors_per_s": ("metrics", net_errors_per_s),
+    "net_drops_per_s": ("metrics", net_drops_per_s),
+    "wan_used_percent": ("metrics", wan_used_percent),
+    "lan_loss_percent": ("probe", lan_loss_percent),
 }
