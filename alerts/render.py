@@ -69,12 +69,22 @@ ADVICE = {
     "local_network": N_("The fault is inside the office network: check the switch, the "
                         "cables and the router."),
     "dns_slow": N_("Name lookups are slow: check the router's DNS settings."),
+    "interface_errors": N_("A network port or its cable is faulty: reseat or replace the "
+                           "cable, try another port, check both ends agree on speed and "
+                           "duplex."),
+    "interface_discards": N_("The device drops packets because it cannot keep up: check for "
+                             "a loop or a flood on the network, then consider a stronger "
+                             "device."),
+    "wan_saturated": N_("The internet link is full for long periods: find what uses it "
+                        "(updates, video) or ask the provider for a faster plan."),
+    "lan_loss": N_("Pings to this device are lost inside the office: check its power, its "
+                   "cable and the switch port, then the device itself."),
     "portal_slow": N_("The provincial portal is slow for every commune: the provincial team "
                       "should check the portal's servers, not the communes."),
 }
 SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
 # The suggested actions of collector/rules/priority.py, for the digest.
-ACTIONS = (N_("replace the router"), N_("replace the machine"),
+ACTIONS = (N_("replace the router"), N_("replace the switch"), N_("replace the machine"),
            N_("replace the HDD with an SSD"), N_("replace the disk"), N_("add RAM"),
            N_("replace the battery"), N_("upgrade the operating system"), N_("upgrade the link"),
            N_("none"))

@@ -161,6 +161,17 @@ def test_the_vietnamese_catalog_covers_every_message() -> None:
     assert used == template, "alerts/locale/messages.pot is out of date (see alerts/babel.cfg)"
 
 
+def test_every_finding_has_advice_and_a_report_label() -> None:
+    from collector.reports import labels
+    from collector.rules import spec
+    from collector.rules.engine import SILENT, SITE_DOWN
+    findings = {rule.finding for rule in spec.load().rules} | {SILENT, SITE_DOWN}
+    findings |= {"slow_link", "local_network", "dns_slow", "portal_slow"}  # the link tracker's
+    assert findings <= set(render.ADVICE), findings - set(render.ADVICE)
+    assert findings - {"portal_slow"} <= set(labels.FINDING_KINDS), (
+        findings - set(labels.FINDING_KINDS))
+
+
 def test_every_priority_action_is_translated() -> None:
     source = (Path(render.__file__).parents[1] / "collector" / "rules" / "priority.py").read_text()
     import re

@@ -51,7 +51,8 @@ YEAR_S = 365.25 * 86400
 # Findings about the hardware itself: they make a device failing (critical) or at risk.
 EQUIPMENT = frozenset({"smart_failed", "disk_failing", "nvme_worn", "overheating",
                        "memory_pressure", "disk_full", "disk_filling", "unexpected_reboots",
-                       "cpu_saturated", "battery_worn"})
+                       "cpu_saturated", "battery_worn", "interface_errors",
+                       "interface_discards", "lan_loss"})
 SITE_FINDINGS = ("slow_link", "local_network", "site_unreachable", "dns_slow")
 ROLE_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as the protocol's asset.role
 

@@ -18,6 +18,7 @@ class PricesSection:
     ssd: int = 1_200_000  # a 512 GB SATA SSD, fitted and the system cloned
     battery: int = 1_500_000  # a laptop battery
     router: int = 2_500_000  # a small-office router
+    switch: int = 1_500_000  # a 16-24 port office switch
     link_upgrade: int = 6_000_000  # a faster line for a year (difference in fees)
     os_upgrade: int = 0  # Windows 10 -> 11 is free on eligible hardware
 

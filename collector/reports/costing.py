@@ -22,6 +22,7 @@ PRICE_OF = {
     "replace the battery": "battery",
     "upgrade the operating system": "os_upgrade",
     "replace the router": "router",
+    "replace the switch": "switch",
     "upgrade the link": "link_upgrade",
 }
 ACTIONS = tuple(PRICE_OF)

@@ -117,6 +117,7 @@ ACTIONS = {
     "replace the battery": N_("replace the battery"),
     "upgrade the operating system": N_("upgrade the operating system"),
     "replace the router": N_("replace the router"),
+    "replace the switch": N_("replace the switch"),
     "upgrade the link": N_("upgrade the link"),
     "none": N_("none"),
 }
@@ -133,6 +134,8 @@ FINDING_KINDS = {
     "slow_link": N_("slow link"), "local_network": N_("local network fault"),
     "site_unreachable": N_("site unreachable"), "dns_slow": N_("slow DNS"),
     "disk_filling": N_("disk filling up"),
+    "interface_errors": N_("interface errors"), "interface_discards": N_("dropped packets"),
+    "wan_saturated": N_("WAN link full"), "lan_loss": N_("packet loss on the LAN"),
 }
 BLOCKERS = {
     "no TPM 2.0": N_("no TPM 2.0"),

@@ -156,8 +156,11 @@ def _action(kinds: set[str], inventory: dict[str, Any], usage: dict[str, Any] | 
     hdd = any(d.get("kind") == "hdd" for d in disks)
     ram = inventory.get("ram_bytes") or 0
     old = years is not None and years >= 8
-    if role == "router":
-        return "replace the router" if kinds else "none"
+    if role in ("router", "switch"):
+        # A full WAN link is the provider's plan, not the box: the link needs upgrading.
+        if kinds - {"wan_saturated"}:
+            return "replace the router" if role == "router" else "replace the switch"
+        return "upgrade the link" if kinds else "none"
     if old and (kinds - {"battery_worn"} or (usage and (usage["cpu_p95"] or 0) >= 90)):
         return "replace the machine"
     if kinds & set(DISK_FINDINGS):
