@@ -148,7 +148,31 @@ def _health_rows(dash: board.Dashboard) -> board.Dashboard:
             .with_panel(_graph("Agent queue", [
                 (f"cwatch_agent_queue_size{{{DEVICE}}}", "waiting messages")], "none",
                 higher_is_worse(10, 1000), "Messages the agent keeps on disk while the "
-                "link is down; they are sent later with their own times.", span=8)))
+                "link is down; they are sent later with their own times.", span=8))
+            # Routers and switches (the OpenWrt agent, SNMP polling): empty for most PCs.
+            .with_panel(_graph("Link use", [
+                (f"100 * 8 * cwatch_net_rx_bytes_per_s{{{DEVICE}}} / "
+                 f"cwatch_net_speed_bps{{{DEVICE}}}", "{{iface}} in"),
+                (f"100 * 8 * cwatch_net_tx_bytes_per_s{{{DEVICE}}} / "
+                 f"cwatch_net_speed_bps{{{DEVICE}}}", "{{iface}} out")], "percent",
+                higher_is_worse(70, 90), "Traffic against the link's speed (for a WAN port, "
+                "the provider's plan when the agent was told it). Above 90 % for long: "
+                "the commune needs a faster line.", span=8))
+            .with_panel(_graph("Dropped packets", [
+                (f"cwatch_net_rx_drops_per_s{{{DEVICE}}} + "
+                 f"cwatch_net_tx_drops_per_s{{{DEVICE}}}", "{{iface}}")], "none",
+                higher_is_worse(5, 20), "Packets dropped or discarded per second: a router "
+                "or switch that cannot keep up, or a network loop.", span=8))
+            .with_panel(_stat("Links up", f"cwatch_net_up{{{DEVICE}}}", "none",
+                              thresholds((None, "red"), (1, "green")), "Each interface's "
+                              "state. A router's WAN port down: the commune is cut off.",
+                              span=4)
+                        .mappings(value_text({"1": ("UP", GOOD), "0": ("DOWN", BAD)})))
+            .with_panel(_graph("Tracked connections", [
+                (f"cwatch_host_conntrack_count{{{DEVICE}}}", "in use"),
+                (f"cwatch_host_conntrack_max{{{DEVICE}}}", "limit")], "none", NEUTRAL,
+                "Connections a router is tracking (NAT). At the limit, new connections "
+                "fail and the internet seems down.", span=4)))
 
 
 def build() -> board.Dashboard:

@@ -78,12 +78,36 @@ def metrics(fleet: Fleet, device: Device, ts: float, seq: int) -> dict[str, Any]
         data.update(swap_total_bytes=swap_total, swap_used_bytes=int(swap_total * swap_pct / 100),
                     swap_used_percent=round(swap_pct, 1),
                     swap_in_bytes_per_s=round(swap_in, 1))
-    if device.role != "router":
+    if device.role == "router":
+        data.update(_router(fleet, device, ts, seq, busy))
+    else:
         data["disks"] = [_disk(fleet, device, ts, rng)]
         data["disk_io"] = [_disk_io(fleet, device, ts, seq, busy)]
         data["temperatures"] = [_cpu_temperature(device, ts, cpu, rng)]
         data["smart"] = [_smart(device, ts, rng)]
     return data
+
+
+def _router(fleet: Fleet, device: Device, ts: float, seq: int, busy: bool) -> dict[str, Any]:
+    """An OpenWrt router as its shell agent reports it: a WAN port on the provider's plan,
+    the office LAN bridge, and the NAT table. Its own random stream, like _disk_io."""
+    rng = _rng(fleet, device, "router", seq)
+    plan_mbit = 20 + 10 * (zlib.crc32(device.site.encode()) % 4)  # 20-50 Mbit/s lines
+    wan_in = plan_mbit * 1e6 / 8 * rng.uniform(0.10, 0.45 if busy else 0.05)
+    wan_out = wan_in * rng.uniform(0.1, 0.3)
+    return {
+        "conntrack_count": rng.randint(300, 1500) if busy else rng.randint(40, 200),
+        "conntrack_max": 16_384,
+        "net": [
+            {"name": "wan", "wan": True, "up": True, "speed_bps": plan_mbit * 1_000_000,
+             "rx_bytes_per_s": round(wan_in, 1), "tx_bytes_per_s": round(wan_out, 1),
+             "rx_errors_per_s": 0.0, "tx_errors_per_s": 0.0,
+             "rx_drops_per_s": round(rng.uniform(0, 0.5), 2), "tx_drops_per_s": 0.0},
+            {"name": "br-lan", "wan": False, "up": True, "speed_bps": 1_000_000_000,
+             "rx_bytes_per_s": round(wan_out, 1), "tx_bytes_per_s": round(wan_in, 1),
+             "rx_errors_per_s": 0.0, "tx_errors_per_s": 0.0,
+             "rx_drops_per_s": round(rng.uniform(0, 2), 2), "tx_drops_per_s": 0.0}],
+    }
 
 
 def _disk_io(fleet: Fleet, device: Device, ts: float, seq: int, busy: bool) -> dict[str, Any]:
