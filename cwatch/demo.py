@@ -33,7 +33,8 @@ from cwatch.sim.runner import FleetRunner, SimClock
 
 SITE = "demo"
 AGENT_INTERVAL_S = 5.0
-LINK_FINDINGS = ("slow_link", "local_network", "portal_slow", "site_unreachable", "dns_slow")
+LINK_FINDINGS = ("slow_link", "local_network", "portal_slow", "site_unreachable", "dns_slow",
+                 "wan_saturated")
 # Facts for upgrade planning, not failures: left out of "flagged equipment".
 PLANNING_FINDINGS = ("os_end_of_support", "windows11_incapable")
 FLEET_REPLAY_S, FLEET_SPEED = 2 * 3600.0, 120.0  # two hours of history in one minute
