@@ -160,6 +160,12 @@ def _run_dashboards(args: argparse.Namespace) -> int:
     return dashboards_cli.run(args)
 
 
+def _run_admin(args: argparse.Namespace) -> int:
+    from cwatch.admin import cli as admin_cli
+
+    return admin_cli.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -276,7 +282,69 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dashboards_parser(sub)
 
     _add_report_parser(sub)
+
+    _add_admin_parser(sub)
     return parser
+
+
+def _add_admin_parser(subparsers: argparse._SubParsersAction) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    admin = subparsers.add_parser(
+        "admin", help="broker accounts for devices and services (on the broker host)",
+        description=_wrap("Create and remove the broker accounts of devices: each device gets "
+                          "its own user name (site/device) and password, and the shipped ACL "
+                          "(deploy/mosquitto/cwatch.acl) lets it publish only on its own "
+                          "topics and read nothing. add-device prints the agent's [agent] and "
+                          "[broker] config with the new password; copy it to the PC."),
+        epilog="Examples:\n"
+               "  cwatch admin add-device an-phuoc pc-motcua-02 "
+               "--broker-url mqtts://mqtt.dongnai.gov.vn:8883\n"
+               "  cwatch admin add-device an-phuoc pc-server --polls router-01 switch-01\n"
+               "  cwatch admin remove-device an-phuoc pc-motcua-02\n"
+               "  cwatch admin add-service cwatch-collector\n"
+               "  cwatch admin list\n\n"
+               "Then reload the broker: systemctl reload mosquitto.\n"
+               "Exit status: 0 done; 1 nothing to remove; 2 a bad id or an unusable file.",
+        formatter_class=raw)
+    admin.set_defaults(run=_run_admin)
+    actions = admin.add_subparsers(dest="admin_command", metavar="ACTION")
+    actions.required = True
+
+    def files(parser: argparse.ArgumentParser, acl: bool = True) -> None:
+        parser.add_argument("--password-file", default="/etc/mosquitto/cwatch.passwd",
+                            metavar="PATH", help="mosquitto's password_file "
+                            "(default: %(default)s)")
+        if acl:
+            parser.add_argument("--acl-file", default="/etc/mosquitto/cwatch.acl",
+                                metavar="PATH", help="mosquitto's acl_file, copied from "
+                                "deploy/mosquitto/cwatch.acl (default: %(default)s)")
+
+    add = actions.add_parser("add-device", help="create a device's account (or give it a new "
+                             "password) and print its agent config")
+    add.add_argument("site", help="the commune's id, e.g. an-phuoc")
+    add.add_argument("device", help="the device's id, e.g. pc-motcua-02")
+    add.add_argument("--polls", nargs="+", default=[], metavar="DEVICE",
+                     help="routers or switches this PC polls over SNMP/ping: it may publish "
+                          "for them too (same site)")
+    add.add_argument("--broker-url", default="mqtts://mqtt.example.gov.vn:8883",
+                     help="what the agent connects to (default: %(default)s)")
+    add.add_argument("--ca-file", default="", metavar="PATH",
+                     help="where the agent finds the CA certificate of the broker's TLS "
+                          "certificate, if not a public CA")
+    files(add)
+
+    remove = actions.add_parser("remove-device", help="revoke a device's account")
+    remove.add_argument("site")
+    remove.add_argument("device")
+    files(remove)
+
+    service = actions.add_parser("add-service", help="create an account for a service "
+                                 "(the collector: cwatch-collector) and print its password")
+    service.add_argument("name", help="the account's name as the ACL file gives it")
+    files(service, acl=False)
+
+    listing = actions.add_parser("list", help="list the accounts and what each PC polls")
+    files(listing)
 
 
 def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:

@@ -67,8 +67,11 @@ def end_process(proc: subprocess.Popen, kill: bool = False, grace_s: float = 10.
 class Mosquitto:
     """A private mosquitto on a free loopback port; never touches a system broker."""
 
-    def __init__(self, workdir: Path, port: Optional[int] = None, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path, port: Optional[int] = None, extra_conf: str = "",
+                 anonymous: bool = True) -> None:
         self.workdir = workdir
+        # False: extra_conf brings the accounts (password_file, acl_file).
+        self.anonymous = anonymous
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_conf = extra_conf
@@ -84,7 +87,7 @@ class Mosquitto:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if self.anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             # Save sessions often: a broker killed without warning then still knows the

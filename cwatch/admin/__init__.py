@@ -1,0 +1,1 @@
+"""Administration of the broker: device and service accounts (`cwatch admin`)."""
