@@ -1,8 +1,10 @@
-"""The agent's config file: [agent], [broker], [probes], [smart], [queue], [asset]."""
+"""The agent's config file: [agent], [broker], [probes], [smart], [queue], [asset], [[polled]]."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -115,6 +117,127 @@ class AssetSection:
     location: Optional[str] = None
 
 
+# SNMPv3 protocols by their config names (net-snmp's names, lower case). aes192/aes256 are
+# the key extension net-snmp uses (Blumenthal); aes192c/aes256c the one Cisco uses (Reeder).
+SNMP_VERSIONS = ("2c", "3", "none")
+AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")
+PRIV_PROTOCOLS = ("none", "des", "3des", "aes", "aes192", "aes256", "aes192c", "aes256c")
+MAX_POLLED = 64
+_ROLE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PolledDeviceSection:
+    """A router or switch this agent polls over SNMP (or only pings): one [[polled]] table.
+
+    It is published as its own device (`device`) of the agent's site. Secrets can stay out
+    of the file: `community_env = "NAME"` reads the community from environment variable
+    NAME (likewise auth_password_env, priv_password_env).
+    """
+
+    device: str
+    host: str
+    # "2c", "3", or "none" (ping only: for devices without SNMP).
+    snmp: str = "2c"
+    port: int = 161
+    community: str = ""
+    community_env: str = ""
+    # SNMPv3 (User-based Security Model).
+    user: str = ""
+    auth_protocol: str = "sha"
+    auth_password: str = ""
+    auth_password_env: str = ""
+    priv_protocol: str = "aes"
+    priv_password: str = ""
+    priv_password_env: str = ""
+    # Sent in the device's inventory (asset).
+    role: str = "router"
+    tag: Optional[str] = None
+    location: Optional[str] = None
+    purchase_date: Optional[str] = None
+    # The interface (ifName or ifDescr) that leads to the internet, and the ISP plan's
+    # speed in Mbit/s (the port's own speed, e.g. 1000, says nothing about the plan).
+    wan_interface: str = ""
+    wan_mbit: float = 0.0
+    # 0: the agent's interval_s.
+    interval_s: float = 0.0
+    # Per SNMP request; a request is sent 1 + retries times before the device counts as
+    # not answering. Also caps the wait for each ping.
+    timeout_s: float = 2.0
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if not is_valid_id(self.device):
+            raise ValueError(f"device {self.device!r} must match [a-z0-9][a-z0-9._-]{{0,63}}")
+        if not _HOST.fullmatch(self.host):
+            raise ValueError(f"host {self.host!r} must be an IP address or a host name")
+        if self.snmp not in SNMP_VERSIONS:
+            raise ValueError(f"snmp {self.snmp!r} must be \"2c\", \"3\" or \"none\"")
+        _check_range("port", self.port, 1, 65535)
+        _check_range("timeout_s", self.timeout_s, 0.1, 30)
+        _check_range("retries", self.retries, 0, 5)
+        if self.interval_s:
+            _check_range("interval_s", self.interval_s, 1, 86400)
+        _check_range("wan_mbit", self.wan_mbit, 0, 1_000_000)
+        if not _ROLE.fullmatch(self.role):
+            raise ValueError(f"role {self.role!r} must match [a-z][a-z0-9-]{{0,31}}")
+        if self.purchase_date is not None and not _DATE.fullmatch(self.purchase_date):
+            raise ValueError(f"purchase_date {self.purchase_date!r} must be YYYY-MM-DD")
+        if self.tag is not None and len(self.tag) > 64:
+            raise ValueError("tag: at most 64 characters")
+        if self.location is not None and len(self.location) > 128:
+            raise ValueError("location: at most 128 characters")
+        if len(self.wan_interface) > 64:
+            raise ValueError("wan_interface: at most 64 characters")
+        for name in ("community", "auth_password", "priv_password"):
+            self._check_env(name)
+        if self.snmp == "2c" and not self.secret("community"):
+            raise ValueError("community (or community_env) is required with snmp = \"2c\"")
+        if self.snmp == "3":
+            self._check_v3()
+
+    def _check_env(self, name: str) -> None:
+        env_name = getattr(self, name + "_env")
+        if not env_name:
+            return
+        if not _ENV_NAME.fullmatch(env_name):
+            raise ValueError(f"{name}_env {env_name!r} must be an environment variable name")
+        if getattr(self, name):
+            raise ValueError(f"give {name} or {name}_env, not both")
+        if not os.environ.get(env_name):
+            raise ValueError(f"{name}_env: environment variable {env_name} is not set")
+
+    def _check_v3(self) -> None:
+        if not self.user:
+            raise ValueError("user is required with snmp = \"3\"")
+        if self.auth_protocol not in AUTH_PROTOCOLS:
+            raise ValueError(f"auth_protocol {self.auth_protocol!r} must be one of "
+                             + ", ".join(AUTH_PROTOCOLS))
+        if self.priv_protocol not in PRIV_PROTOCOLS:
+            raise ValueError(f"priv_protocol {self.priv_protocol!r} must be one of "
+                             + ", ".join(PRIV_PROTOCOLS))
+        auth, priv = self.secret("auth_password"), self.secret("priv_password")
+        if self.auth_protocol != "none" and len(auth) < 8:
+            raise ValueError("auth_password (or auth_password_env) of at least 8 characters "
+                             "is required with auth_protocol " + repr(self.auth_protocol))
+        if self.priv_protocol != "none":
+            if self.auth_protocol == "none":
+                raise ValueError("priv_protocol needs an auth_protocol (SNMPv3 has no "
+                                 "privacy without authentication)")
+            if len(priv) < 8:
+                raise ValueError("priv_password (or priv_password_env) of at least 8 "
+                                 "characters is required with priv_protocol "
+                                 + repr(self.priv_protocol))
+
+    def secret(self, name: str) -> str:
+        """community, auth_password or priv_password: from the file or the environment."""
+        env_name = getattr(self, name + "_env")
+        return os.environ.get(env_name, "") if env_name else getattr(self, name)
+
+
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
     agent: AgentSection
@@ -123,6 +246,18 @@ class AgentConfig:
     smart: SmartSection = dataclasses.field(default_factory=SmartSection)
     queue: QueueSection = dataclasses.field(default_factory=QueueSection)
     asset: AssetSection = dataclasses.field(default_factory=AssetSection)
+    # Routers and switches this agent polls: [[polled]] tables (see docs/router-snmp.md).
+    polled: List[PolledDeviceSection] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.polled) > MAX_POLLED:
+            raise ValueError(f"[[polled]]: at most {MAX_POLLED} devices")
+        seen = {self.agent.device}
+        for number, polled in enumerate(self.polled, start=1):
+            if polled.device in seen:
+                raise ValueError(f"[polled #{number}] device {polled.device!r} is already "
+                                 "used by this agent or another [[polled]] device")
+            seen.add(polled.device)
 
 
 def load(path: Optional[Path], overrides: Dict[str, Dict[str, Any]]) -> AgentConfig:

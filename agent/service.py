@@ -4,6 +4,7 @@
     ConnectivityProbe -----every probe_interval_s--> envelope(seq) --> DiskQueue -> Forwarder
     inventory -------------on connect and daily----> retained, straight to the broker
     status ----------------"online" on connect; Last Will "offline" (retained)
+    [[polled]] routers ----SNMP/ping, agent.snmp----> each its own device: seq, queue, forwarder
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from agent.probes.inventory import collect_inventory
 from agent.probes.smart import SmartProbe
 from agent.queue import DiskQueue
 from agent.seq import SeqCounter
+from agent.snmp.scheduler import Scheduler, poll_once
 from agent.transport import Transport
 from cwatch import protocol
 
@@ -74,6 +76,7 @@ class Agent:
         self._last_throughput = float("-inf")
         self._inventory_data = None  # type: Optional[Dict[str, Any]]
         self._transport = None  # type: Optional[Transport]
+        self._polled = None  # type: Optional[Scheduler]
         self._stop = threading.Event()
 
     # --- envelopes ---------------------------------------------------------------------
@@ -132,6 +135,8 @@ class Agent:
         probe = self.probe()
         if probe is not None:
             messages.append(probe)
+        if self.config.polled:
+            messages += poll_once(self.config, self._clock)
         for topic, env in messages:
             out.write(json.dumps({"topic": topic, "payload": env}, ensure_ascii=False) + "\n")
         out.flush()
@@ -150,6 +155,8 @@ class Agent:
                      if self._inventory_data is not None else self.inventory())
         for topic, env in (self.status("online"), inventory):
             self._transport.publish_nowait(topic, protocol.encode(env), retain=True)
+        if self._polled is not None:
+            self._polled.on_connected()
 
     def _refresh_inventory(self) -> None:
         topic, env = self.inventory()
@@ -184,8 +191,13 @@ class Agent:
         forwarder = Forwarder(self.queue, transport, section.site, section.device,
                               batch_max_items=self.config.queue.batch_max_items,
                               flush_rate_bytes_per_s=self.config.queue.flush_rate_bytes_per_s)
+        if self.config.polled:
+            # Before the transport starts: its first connect republishes their state too.
+            self._polled = Scheduler(self.config, transport, self._clock)
         transport.start()
         forwarder.start()
+        if self._polled is not None:
+            self._polled.start()
         self._host.collect()  # prime rates so the first message already has them
         # A random phase spreads a commune's PCs over the interval instead of one second.
         jobs = [self._every(section.interval_s, lambda: self._enqueue(self.metrics()),
@@ -201,6 +213,8 @@ class Agent:
         finally:
             for job in jobs:
                 job.join(timeout=30)
+            if self._polled is not None:
+                self._polled.stop()  # says goodbye for the devices while still connected
             forwarder.stop()
             transport.stop(final=self._encoded(self.status("offline", "shutdown")))
             self.queue.close()
@@ -227,6 +241,10 @@ def run_from_args(config: AgentConfig, once: bool) -> int:
     log.info("agent %s/%s: metrics every %g s, probes every %g s, queue in %s",
              config.agent.site, config.agent.device, config.agent.interval_s,
              config.agent.probe_interval_s, config.agent.data_dir)
+    for polled in config.polled:
+        log.info("polling %s at %s (%s) every %g s", polled.device, polled.host,
+                 "ping only" if polled.snmp == "none" else "SNMP v" + polled.snmp,
+                 polled.interval_s or config.agent.interval_s)
     try:
         agent.run()
     except KeyboardInterrupt:
