@@ -35,6 +35,10 @@ class CollectorSection:
     # Health and link rules (collector/rules/default.toml); rules_file overrides them.
     rules: bool = True
     rules_file: str = ""
+    # Per-device flood limit, in messages (a batch is one): on average per second, and
+    # at once. About 100 times what an agent sends; 0 turns it off (fast simulator replays).
+    device_rate_per_s: float = 5.0
+    device_burst: int = 300
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -50,6 +54,10 @@ class CollectorSection:
             raise ValueError("log_level must be debug, info, warning or error")
         if not 1.5 <= self.silence_intervals <= 1000:
             raise ValueError("silence_intervals must be between 1.5 and 1000")
+        if not 0 <= self.device_rate_per_s <= 1_000_000:
+            raise ValueError("device_rate_per_s must be between 0 (off) and 1000000")
+        if not 1 <= self.device_burst <= 1_000_000:
+            raise ValueError("device_burst must be between 1 and 1000000")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,9 +35,11 @@ UNSUPPORTED_VERSION = "unsupported_version"
 SCHEMA = "schema"
 IDENTITY_MISMATCH = "identity_mismatch"
 TS_IN_FUTURE = "ts_in_future"
+# Not the decoder's: the collector's per-device rate limit (collector/ratelimit.py).
+RATE_LIMITED = "rate_limited"
 REASONS = (
     TOO_LARGE, BAD_TOPIC, BAD_ENCODING, BAD_JSON, TOO_DEEP, NON_FINITE,
-    UNSUPPORTED_VERSION, SCHEMA, IDENTITY_MISMATCH, TS_IN_FUTURE,
+    UNSUPPORTED_VERSION, SCHEMA, IDENTITY_MISMATCH, TS_IN_FUTURE, RATE_LIMITED,
 )
 
 

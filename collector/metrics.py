@@ -27,6 +27,10 @@ class IngestMetrics:
         self.rejected = Counter(
             "cwatch_messages_rejected", "Messages or batch items rejected, by reason",
             ["reason"], registry=self.registry)
+        self.throttled = Counter(
+            "cwatch_device_throttled_messages",
+            "Messages dropped by the per-device rate limit, by device (only devices that "
+            "were ever throttled have a series)", ["site", "device"], registry=self.registry)
         self.duplicates = Counter(
             "cwatch_messages_duplicate",
             "Envelopes dropped as already seen (same site, device and seq)",

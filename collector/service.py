@@ -30,7 +30,7 @@ from collector import partition
 from collector.api import ApiServer
 from collector.config import CollectorConfig
 from collector.dedup import Deduplicator
-from collector.ingest import Decoder, Rejection, Sample
+from collector.ingest import RATE_LIMITED, Decoder, Rejection, Sample
 from collector.metrics import (
     FindingsCollector,
     FleetCollector,
@@ -38,6 +38,7 @@ from collector.metrics import (
     PrioritiesCollector,
     register_site_names,
 )
+from collector.ratelimit import DeviceRateLimiter, device_of
 from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.rules.engine import RuleEngine
@@ -67,6 +68,8 @@ class Collector:
         self._topics = self.subscriptions()  # reads the sites file: fail before anything
         self.metrics = IngestMetrics()
         self._decoder = Decoder()
+        self._limiter = DeviceRateLimiter(config.collector.device_rate_per_s,
+                                          config.collector.device_burst)
         self._dedup = Deduplicator()
         self.state = StateStore(config.collector.state_path)
         # What each device sent before a restart, so its re-sends count as duplicates.
@@ -213,6 +216,17 @@ class Collector:
 
     def _handle_message(self, client, userdata, message) -> None:
         self.metrics.received.inc()
+        device = device_of(message.topic)
+        if device is not None and not self._limiter.allow(*device):
+            # Before parsing: a flood costs a dictionary lookup, not a JSON decode.
+            self.metrics.rejected.labels(RATE_LIMITED).inc()
+            self.metrics.throttled.labels(*device).inc()
+            self._reject_log.warning(
+                f"{RATE_LIMITED}/{device[0]}/{device[1]}",
+                f"rejected {RATE_LIMITED}: {device[0]}/{device[1]} sends more than "
+                f"{self._limiter.rate:g} messages/s (burst {self._limiter.burst:g}); its "
+                "messages are dropped until it slows down")
+            return
         decoded = self._decoder.decode(message.topic, message.payload)
         for rejection in decoded.rejections:
             self.metrics.rejected.labels(rejection.reason).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alerts.config import AlertsSection
 from collector.config import CollectorConfig, CollectorSection, TsdbSection
@@ -16,7 +17,7 @@ from cwatch.procs import Mosquitto
 def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
                     sinks: list[Callable] | None = None, on_reject: Callable | None = None,
                     tsdb_url: str | None = None, serve_http: bool = False,
-                    alerts: AlertsSection | None = None, **section: str) -> Collector:
+                    alerts: AlertsSection | None = None, **section: Any) -> Collector:
     """Without tsdb_url the time-series writer is off (no VictoriaMetrics needed)."""
     config = CollectorConfig(
         collector=CollectorSection(client_id=client_id, listen="127.0.0.1:0",
@@ -28,6 +29,11 @@ def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
     collector.start(serve_http=serve_http)
     assert collector.wait_connected(10), "collector did not connect"
     return collector
+
+
+# For a collector fed by `cwatch sim` replaying hours in seconds: by the per-device rate
+# limit's measure that is a flood, so the limit is off.
+REPLAY: dict[str, Any] = {"device_rate_per_s": 0}
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0,

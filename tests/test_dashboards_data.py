@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collector_helpers import start_collector, wait_until
+from collector_helpers import REPLAY, start_collector, wait_until
 from prometheus_helpers import Prometheus, api_get
 from smtp_helpers import SmtpServer
 from test_alerts_e2e import alerts_for
@@ -64,7 +64,8 @@ def province(mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics,
     """A simulated province, stored and scraped: (servers by data-source uid, truth)."""
     collector = start_collector(mosquitto, tmp_path, "dashboards-collector",
                                 tsdb_url=victoria_metrics.url, serve_http=True,
-                                alerts=alerts_for(smtp_server), sites_file=str(SITES_CSV))
+                                alerts=alerts_for(smtp_server), sites_file=str(SITES_CSV),
+                                **REPLAY)
     prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{collector.api.port}"])
     try:
         prometheus.start()

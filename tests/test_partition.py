@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from collector_helpers import start_collector, wait_until
+from collector_helpers import REPLAY, start_collector, wait_until
 
 from collector import partition
 from collector.config import CollectorSection
@@ -64,7 +64,7 @@ def test_two_collectors_split_a_simulated_province(mosquitto: Mosquitto, tmp_pat
     sites_file = tmp_path / "sites.txt"
     sites_file.write_text("\n".join(SITES) + "\n")
     collectors = [start_collector(mosquitto, tmp_path, f"part-{k}", partition=f"{k}/2",
-                                  sites_file=str(sites_file)) for k in (1, 2)]
+                                  sites_file=str(sites_file), **REPLAY) for k in (1, 2)]
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(f"[fleet]\nsites = {len(SITES)}\ndevices = 80\ninterval_s = 60\n"
                         f"site_names = {SITES!r}\n".replace("'", '"'))

@@ -18,7 +18,7 @@ from typing import Any
 import openpyxl
 import pypdf
 import pytest
-from collector_helpers import start_collector, wait_until
+from collector_helpers import REPLAY, start_collector, wait_until
 
 from collector.reports.assets import read_assets
 from collector.reports.build import Selection, build_report
@@ -41,7 +41,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A simulated fleet's state database (the collector stopped) and its ground truth."""
     folder = tmp_path_factory.mktemp("report")
     broker = Mosquitto(folder / "mosquitto").start()
-    collector = start_collector(broker, folder, "report-collector")
+    collector = start_collector(broker, folder, "report-collector", **REPLAY)
     try:
         truth_path = folder / "truth.json"
         result = subprocess.run(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import samples
-from collector_helpers import start_collector
+from collector_helpers import REPLAY, start_collector
 from test_state import Clock
 
 from collector.ingest import Sample
@@ -375,7 +375,7 @@ def score(truth: dict[str, Any], findings: list[dict[str, Any]],
 
 def test_simulated_faults_are_found_with_high_precision_and_recall(mosquitto: Mosquitto,
                                                                   tmp_path: Path) -> None:
-    collector = start_collector(mosquitto, tmp_path, "rules-collector")
+    collector = start_collector(mosquitto, tmp_path, "rules-collector", **REPLAY)
     truth_path = tmp_path / "truth.json"
     try:
         result = subprocess.run(

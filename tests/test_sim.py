@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from collector_helpers import start_collector, wait_until
+from collector_helpers import REPLAY, start_collector, wait_until
 
 from cwatch import protocol
 from cwatch.procs import Mosquitto
@@ -250,7 +250,7 @@ def run_sim(*args: str) -> subprocess.CompletedProcess:
 
 def test_cwatch_sim_through_mosquitto_into_the_collector(mosquitto: Mosquitto,
                                                          tmp_path: Path) -> None:
-    collector = start_collector(mosquitto, tmp_path, "sim-collector")
+    collector = start_collector(mosquitto, tmp_path, "sim-collector", **REPLAY)
     truth_path = tmp_path / "truth.json"
     try:
         result = run_sim("--broker", mosquitto.url, "--devices", "40", "--sites", "4",
