@@ -184,7 +184,9 @@ class Agent:
         """Collect and publish until stop(); survives any number of broker outages."""
         section = self.config.agent
         self.inventory()
-        transport = Transport(self.config.broker, section.device,
+        # Unique on the broker: every commune may have its own "pc-01" (and a second
+        # client with the same id would throw the first off the broker).
+        transport = Transport(self.config.broker, f"{section.site}/{section.device}",
                               will=lambda: self._encoded(self.status("offline", "lost")),
                               on_connected=self._on_connected)
         self._transport = transport
