@@ -41,6 +41,7 @@ from cwatch.config import parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:9555"
 URL_ENV = "CWATCH_API_URL"
+TOKEN_ENV = "CWATCH_API_TOKEN"  # the collector's api_token (or api_read_token for reading)
 TIMEZONE = "Asia/Ho_Chi_Minh"
 TIMEOUT_S = 15.0
 SILENCE_STATES = ("active", "pending", "expired", "all")
@@ -133,6 +134,8 @@ def api_url(given: str | None) -> str:
 class Api:
     def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
         self.url, self.timeout_s = url, timeout_s
+        # From the environment only: a token on the command line shows in `ps`.
+        self.token = os.environ.get(TOKEN_ENV, "").strip()
         # No ProxyHandler from the environment: the collector is on the local network.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -143,6 +146,8 @@ class Api:
                                          headers={"Accept": "application/json"})
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 raw = response.read()

@@ -17,6 +17,7 @@ page or a traceback: the API's clients are scripts and dashboards.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
@@ -106,12 +107,59 @@ def _stream(chunks: list[bytes], nbytes: int) -> Iterator[bytes]:
         index += 1
 
 
+OPEN_PATHS = ("/healthz", "/probe/blob")  # health checks and agents' download test
+LOCAL_ADDRESSES = ("127.0.0.1", "::1")
+
+
+class _TokenGuard:
+    """Who may do what over HTTP: changes need the write token (or, without one, a
+    request from this host); reading needs the read token when one is set."""
+
+    def __init__(self, write_token: str, read_token: str) -> None:
+        self.write_token, self.read_token = write_token, read_token
+
+    def _presented(self) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def _matches(self, token: str | None, *expected: str) -> bool:
+        return token is not None and any(
+            e and hmac.compare_digest(token.encode(), e.encode()) for e in expected)
+
+    def check(self) -> Response | None:
+        if request.path in OPEN_PATHS:
+            return None
+        token = self._presented()
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            if not self.read_token or self._matches(token, self.read_token, self.write_token):
+                return None
+            return _unauthorised("reading needs a token: Authorization: Bearer "
+                                 "<[collector] api_read_token>", token)
+        if self.write_token:
+            if self._matches(token, self.write_token):
+                return None
+            return _unauthorised("changes need a token: Authorization: Bearer "
+                                 "<[collector] api_token>", token)
+        if request.remote_addr in LOCAL_ADDRESSES:
+            return None
+        return _error(403, "changes are allowed from the collector's own host only; set "
+                           "[collector] api_token to allow them from elsewhere")
+
+
+def _unauthorised(message: str, token: str | None) -> Response:
+    response = _error(401, message if token is None else "wrong token")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="commune-watch"'
+    return response
+
+
 def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter,
                health: Callable[[], dict[str, Any]] | None = None,
                blob_max_bytes: int = 10_000_000,
                findings: FindingsStore | None = None,
                priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
-               alerts: AlertService | None = None) -> Flask:
+               alerts: AlertService | None = None, write_token: str = "",
+               read_token: str = "") -> Flask:
     """The WSGI app; `requests` counts responses by route template and status code."""
     app = Flask("collector.api")
     # No redirects to a canonical URL: a client gets its answer or a JSON error.
@@ -120,6 +168,8 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
     blob = _blob_chunks()
+    guard = _TokenGuard(write_token, read_token)
+    app.before_request(guard.check)
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -282,7 +332,8 @@ class ApiServer:
                  blob_max_bytes: int = 10_000_000, threads: int = 8,
                  findings: FindingsStore | None = None,
                  priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
-                 alerts: AlertService | None = None) -> None:
+                 alerts: AlertService | None = None, write_token: str = "",
+                 read_token: str = "") -> None:
         self._host, self._requested_port, self._threads = host, port, threads
         self._registry = registry
         # Registered while serving only, so a stopped server can be replaced by a new one
@@ -290,7 +341,7 @@ class ApiServer:
         self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
                                  "template and status code", ["path", "code"], registry=None)
         self.app = create_app(state, registry, self._requests, health, blob_max_bytes,
-                              findings, priorities, alerts)
+                              findings, priorities, alerts, write_token, read_token)
         self._server: Any = None
         self._listener: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -39,6 +39,12 @@ class CollectorSection:
     # at once. About 100 times what an agent sends; 0 turns it off (fast simulator replays).
     device_rate_per_s: float = 5.0
     device_burst: int = 300
+    # HTTP API. POST/DELETE (silences) need `Authorization: Bearer <api_token>`; with no
+    # token they are allowed from this host only. api_read_token, when set, is also
+    # needed for /api/* and /metrics (/healthz and /probe/blob stay open). Keep both
+    # out of the file: CWATCH_COLLECTOR_API_TOKEN, CWATCH_COLLECTOR_API_READ_TOKEN.
+    api_token: str = ""
+    api_read_token: str = ""
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -58,6 +64,12 @@ class CollectorSection:
             raise ValueError("device_rate_per_s must be between 0 (off) and 1000000")
         if not 1 <= self.device_burst <= 1_000_000:
             raise ValueError("device_burst must be between 1 and 1000000")
+        for name in ("api_token", "api_read_token"):
+            token = getattr(self, name)
+            if token and (len(token) < 16 or not token.isprintable() or " " in token):
+                raise ValueError(f"{name} must be at least 16 characters, no spaces "
+                                 "(e.g. `python3 -c 'import secrets; "
+                                 "print(secrets.token_urlsafe(24))'`)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,7 +144,9 @@ class Collector:
             self.api = ApiServer(self.state, self.metrics.registry, host, port,
                                  health=self.health, findings=self.findings,
                                  priorities=self.priorities if self.engine else None,
-                                 alerts=self.alerts)
+                                 alerts=self.alerts,
+                                 write_token=self.config.collector.api_token,
+                                 read_token=self.config.collector.api_read_token)
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker

@@ -355,8 +355,8 @@ def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:
                     "API: silence alerts during planned work, look at the outbox of "
                     "e-mails, and send a test e-mail with the collector's config file. The "
                     "collector's address is --url, else $CWATCH_API_URL, else "
-                    "http://127.0.0.1:9555. Times are Vietnam time (UTC+07:00) unless "
-                    "given with an offset.",
+                    "http://127.0.0.1:9555; its token, if it has one, is $CWATCH_API_TOKEN. "
+                    "Times are Vietnam time (UTC+07:00) unless given with an offset.",
         epilog="Examples:\n"
                "  cwatch alerts silence add --site an-phuoc --duration 2h "
                "--reason \"replacing the router\"\n"

@@ -20,8 +20,9 @@ def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
                     alerts: AlertsSection | None = None, **section: Any) -> Collector:
     """Without tsdb_url the time-series writer is off (no VictoriaMetrics needed)."""
     config = CollectorConfig(
-        collector=CollectorSection(client_id=client_id, listen="127.0.0.1:0",
-                                   state_path=str(state_dir / f"{client_id}.db"), **section),
+        collector=CollectorSection(**{"client_id": client_id, "listen": "127.0.0.1:0",
+                                      "state_path": str(state_dir / f"{client_id}.db"),
+                                      **section}),
         broker=BrokerConfig(url=broker.url),
         tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"),
         alerts=alerts or AlertsSection())
