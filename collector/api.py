@@ -39,6 +39,7 @@ from collector.rules.spec import SEVERITIES
 from collector.store.findings import STATES as FINDING_STATES
 from collector.store.findings import FindingsStore
 from collector.store.state import STATUSES, StateStore
+from cwatch.admin.enrollment import Enroller, EnrollError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def _stream(chunks: list[bytes], nbytes: int) -> Iterator[bytes]:
         index += 1
 
 
-OPEN_PATHS = ("/healthz", "/probe/blob")  # health checks and agents' download test
+# Health checks, the agents' download test, and enrollment (its token is its proof).
+OPEN_PATHS = ("/healthz", "/probe/blob", "/api/enroll")
 LOCAL_ADDRESSES = ("127.0.0.1", "::1")
 
 
@@ -159,7 +161,8 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
                findings: FindingsStore | None = None,
                priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
                alerts: AlertService | None = None, write_token: str = "",
-               read_token: str = "") -> Flask:
+               read_token: str = "", enroller: Enroller | None = None,
+               enroll_broker_url: str = "", enroll_ca_pem: str = "") -> Flask:
     """The WSGI app; `requests` counts responses by route template and status code."""
     app = Flask("collector.api")
     # No redirects to a canonical URL: a client gets its answer or a JSON error.
@@ -279,6 +282,30 @@ def create_app(state: StateStore, registry: CollectorRegistry, requests: Counter
         service = _alerts()
         return jsonify(messages=service.store.outbox(state_arg, limit), **service.status())
 
+    @app.post("/api/enroll")
+    def enroll() -> tuple[Response, int]:
+        _only_params()
+        if enroller is None:
+            raise ApiError(404, "enrollment is off in this collector ([enroll] enabled = false)")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not all(
+                isinstance(body.get(k), str) for k in ("token", "site", "device")):
+            raise ApiError(400, "the body must be JSON with the strings token, site, device")
+        try:
+            credential, not_reloaded = enroller.enroll(body["token"], body["site"],
+                                                       body["device"])
+        except EnrollError as exc:
+            log.warning("enrollment of %s/%s refused: %s", str(body["site"])[:64],
+                        str(body["device"])[:64], exc)
+            raise ApiError(exc.status, str(exc)) from None
+        if not_reloaded:
+            log.error("enrolled %s but could not reload the broker (%s): it cannot log in "
+                      "until the broker is reloaded", credential.username, not_reloaded)
+        else:
+            log.info("enrolled %s", credential.username)
+        return jsonify(username=credential.username, password=credential.password,
+                       broker_url=enroll_broker_url, ca_pem=enroll_ca_pem), 201
+
     @app.get("/probe/blob")
     def probe_blob() -> Response:
         _only_params("bytes")
@@ -333,7 +360,8 @@ class ApiServer:
                  findings: FindingsStore | None = None,
                  priorities: Callable[[str | None, int], dict[str, Any]] | None = None,
                  alerts: AlertService | None = None, write_token: str = "",
-                 read_token: str = "") -> None:
+                 read_token: str = "", enroller: Enroller | None = None,
+                 enroll_broker_url: str = "", enroll_ca_pem: str = "") -> None:
         self._host, self._requested_port, self._threads = host, port, threads
         self._registry = registry
         # Registered while serving only, so a stopped server can be replaced by a new one
@@ -341,7 +369,8 @@ class ApiServer:
         self._requests = Counter("cwatch_http_requests", "HTTP requests answered, by route "
                                  "template and status code", ["path", "code"], registry=None)
         self.app = create_app(state, registry, self._requests, health, blob_max_bytes,
-                              findings, priorities, alerts, write_token, read_token)
+                              findings, priorities, alerts, write_token, read_token,
+                              enroller, enroll_broker_url, enroll_ca_pem)
         self._server: Any = None
         self._listener: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

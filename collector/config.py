@@ -87,12 +87,35 @@ class TsdbSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class EnrollSection:
+    """Zero-touch enrollment (docs/security.md): agents trade a one-time token from
+    `cwatch admin enroll-token` for their own broker account. Needs the collector on
+    the broker's host (it writes mosquitto's password file)."""
+
+    enabled: bool = False
+    tokens_file: str = "/var/lib/cwatch/enroll-tokens.db"
+    password_file: str = "/etc/mosquitto/cwatch.passwd"
+    # The broker reads its password file again on SIGHUP; "" leaves that to you.
+    broker_pid_file: str = "/run/mosquitto/mosquitto.pid"
+    # What the agents are told to connect to, e.g. mqtts://mqtt.dongnai.gov.vn:8883,
+    # and the CA certificate they should trust for it (sent along; "" for a public CA).
+    broker_url: str = ""
+    broker_ca_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.broker_url:
+            raise ValueError("broker_url is needed with enabled = true: the address agents "
+                             "connect to")
+
+
+@dataclasses.dataclass(frozen=True)
 class CollectorConfig:
     collector: CollectorSection = dataclasses.field(default_factory=CollectorSection)
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
     tsdb: TsdbSection = dataclasses.field(default_factory=TsdbSection)
     alerts: AlertsSection = dataclasses.field(default_factory=AlertsSection)
     report: ReportSection = dataclasses.field(default_factory=ReportSection)
+    enroll: EnrollSection = dataclasses.field(default_factory=EnrollSection)
 
     def __post_init__(self) -> None:
         if self.alerts.enabled and not self.collector.rules:

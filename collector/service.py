@@ -46,7 +46,9 @@ from collector.store.findings import FindingsStore
 from collector.store.state import StateStore
 from collector.store.timeseries import TimeSeriesWriter
 from cwatch import protocol
-from cwatch.config import parse_host_port
+from cwatch.admin.accounts import PasswordFile
+from cwatch.admin.enrollment import Enroller, TokenStore
+from cwatch.config import ConfigError, parse_host_port
 from cwatch.logutil import RateLimitedLog
 from cwatch.mqtt import connect_async, make_client
 
@@ -146,7 +148,10 @@ class Collector:
                                  priorities=self.priorities if self.engine else None,
                                  alerts=self.alerts,
                                  write_token=self.config.collector.api_token,
-                                 read_token=self.config.collector.api_read_token)
+                                 read_token=self.config.collector.api_read_token,
+                                 enroller=self._enroller(),
+                                 enroll_broker_url=self.config.enroll.broker_url,
+                                 enroll_ca_pem=self._enroll_ca_pem())
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
@@ -154,6 +159,23 @@ class Collector:
         self._client.loop_start()
         log.info("connecting to %s:%d as %r", broker.address.host, broker.address.port,
                  self.config.collector.client_id)
+
+    def _enroller(self) -> Enroller | None:
+        section = self.config.enroll
+        if not section.enabled:
+            return None
+        return Enroller(TokenStore(Path(section.tokens_file)),
+                        PasswordFile(Path(section.password_file)),
+                        Path(section.broker_pid_file) if section.broker_pid_file else None)
+
+    def _enroll_ca_pem(self) -> str:
+        path = self.config.enroll.broker_ca_file
+        if not (self.config.enroll.enabled and path):
+            return ""
+        try:
+            return Path(path).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"[enroll] broker_ca_file {path}: cannot read: {exc}") from None
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)

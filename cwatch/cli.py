@@ -59,6 +59,8 @@ def _run_agent(args: argparse.Namespace) -> int:
     from agent import config as agent_config
     from cwatch import logutil
 
+    if args.enroll:
+        return _enroll_agent(args)
     if args.print and not args.once:
         raise UsageError("--print needs --once")
     if args.once and not args.print:
@@ -73,6 +75,28 @@ def _run_agent(args: argparse.Namespace) -> int:
     from agent.service import run_from_args
 
     return run_from_args(config, once=args.once)
+
+
+def _enroll_agent(args: argparse.Namespace) -> int:
+    import os
+
+    from agent import enroll
+
+    token = args.enroll_token or os.environ.get(enroll.TOKEN_ENV, "")
+    missing = [name for name, value in (("--site", args.site), ("--device", args.device),
+                                        ("--config", args.config),
+                                        (f"a token (${enroll.TOKEN_ENV})", token)) if not value]
+    if missing:
+        raise UsageError(f"--enroll needs {', '.join(missing)}")
+    from cwatch.protocol import is_valid_id
+
+    for name, value in (("--site", args.site), ("--device", args.device)):
+        if not is_valid_id(value):
+            raise UsageError(f"{name} {value!r} must match [a-z0-9][a-z0-9._-]{{0,63}}")
+    user = enroll.enroll(args.enroll, token.strip(), args.site, args.device, args.config)
+    print(f"cwatch agent: enrolled as {user}; the account is in {args.config}. Start the "
+          f"agent with: cwatch agent --config {args.config}")
+    return 0
 
 
 def _run_collector(args: argparse.Namespace) -> int:
@@ -185,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "the other.",
         epilog="Example: cwatch agent --broker mqtt://10.0.0.5:1883 --site an-phuoc "
                "--device pc-ketoan-01\n         cwatch agent --config /etc/cwatch/agent.toml\n"
-               "         cwatch agent --site an-phuoc --device pc-01 --once --print",
+               "         cwatch agent --site an-phuoc --device pc-01 --once --print\n"
+               "         CWATCH_ENROLL_TOKEN=... cwatch agent --enroll http://10.0.0.5:9555 "
+               "--site an-phuoc --device pc-01 --config /etc/cwatch/agent.toml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     agent.add_argument("--config", type=Path, metavar="FILE",
                        help="TOML config file (see deploy/agent.example.toml)")
@@ -204,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--print", action="store_true",
                        help="with --once: print {topic, payload} JSON lines instead of "
                             "publishing (no broker needed)")
+    agent.add_argument("--enroll", metavar="COLLECTOR_URL",
+                       help="get this PC's own broker account from the collector with a "
+                            "one-time token ($CWATCH_ENROLL_TOKEN), write it into --config, "
+                            "and exit")
+    agent.add_argument("--enroll-token", metavar="TOKEN", help=argparse.SUPPRESS)
     agent.set_defaults(run=_run_agent)
 
     collector = sub.add_parser(
@@ -302,7 +333,8 @@ def _add_admin_parser(subparsers: argparse._SubParsersAction) -> None:
                "  cwatch admin add-device an-phuoc pc-server --polls router-01 switch-01\n"
                "  cwatch admin remove-device an-phuoc pc-motcua-02\n"
                "  cwatch admin add-service cwatch-collector\n"
-               "  cwatch admin list\n\n"
+               "  cwatch admin list\n"
+               "  cwatch admin enroll-token an-phuoc --uses 40   (agents enroll themselves)\n\n"
                "Then reload the broker: systemctl reload mosquitto.\n"
                "Exit status: 0 done; 1 nothing to remove; 2 a bad id or an unusable file.",
         formatter_class=raw)
@@ -345,6 +377,23 @@ def _add_admin_parser(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="list the accounts and what each PC polls")
     files(listing)
+
+    def tokens_file(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--tokens-file", default="/var/lib/cwatch/enroll-tokens.db",
+                            metavar="PATH", help="the collector's [enroll] tokens_file "
+                            "(default: %(default)s)")
+
+    enroll = actions.add_parser("enroll-token", help="make a one-time token with which the "
+                                "agents of one site get their own accounts")
+    enroll.add_argument("site")
+    enroll.add_argument("--uses", type=_positive_int, default=1, metavar="N",
+                        help="how many devices may enroll with it (default 1)")
+    enroll.add_argument("--valid-days", type=_positive_float, default=7.0, metavar="DAYS",
+                        help="how long it can be used (default 7)")
+    enroll.add_argument("--note", default="", help="who it was given to, for the list")
+    tokens_file(enroll)
+    tokens = actions.add_parser("tokens", help="list the enrollment tokens")
+    tokens_file(tokens)
 
 
 def _add_alerts_parser(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.config import AlertsSection
-from collector.config import CollectorConfig, CollectorSection, TsdbSection
+from collector.config import CollectorConfig, CollectorSection, EnrollSection, TsdbSection
 from collector.service import Collector
 from cwatch.mqtt import BrokerConfig
 from cwatch.procs import Mosquitto
@@ -17,15 +17,17 @@ from cwatch.procs import Mosquitto
 def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
                     sinks: list[Callable] | None = None, on_reject: Callable | None = None,
                     tsdb_url: str | None = None, serve_http: bool = False,
-                    alerts: AlertsSection | None = None, **section: Any) -> Collector:
+                    alerts: AlertsSection | None = None, enroll: EnrollSection | None = None,
+                    login: tuple[str, str] | None = None, **section: Any) -> Collector:
     """Without tsdb_url the time-series writer is off (no VictoriaMetrics needed)."""
     config = CollectorConfig(
         collector=CollectorSection(**{"client_id": client_id, "listen": "127.0.0.1:0",
                                       "state_path": str(state_dir / f"{client_id}.db"),
                                       **section}),
-        broker=BrokerConfig(url=broker.url),
+        broker=BrokerConfig(url=broker.url, username=login[0] if login else None,
+                            password=login[1] if login else None),
         tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"),
-        alerts=alerts or AlertsSection())
+        alerts=alerts or AlertsSection(), enroll=enroll or EnrollSection())
     collector = Collector(config, sinks=sinks, on_reject=on_reject)
     collector.start(serve_http=serve_http)
     assert collector.wait_connected(10), "collector did not connect"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import signal
 import ssl
@@ -20,8 +21,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import samples
-from collector_helpers import wait_until
+import tomllib
+from collector_helpers import start_collector, wait_until
 
+from collector.config import EnrollSection
 from cwatch import cli
 from cwatch.admin.accounts import PasswordFile, check_password, hash_password
 from cwatch.procs import Mosquitto, free_port
@@ -281,3 +284,71 @@ def test_password_hashes_are_mosquittos_and_never_the_password(tmp_path: Path) -
     assert passwords.set("an-phuoc/pc-01", "two") is False
     assert check_password("two", passwords.users()["an-phuoc/pc-01"])
     assert (tmp_path / "passwd").stat().st_mode & 0o777 == 0o640
+
+
+def test_zero_touch_enrollment(secure: SecureBroker, tmp_path: Path) -> None:
+    """A one-time token from `cwatch admin enroll-token` gets a new PC its own account
+    through the collector, which reloads the broker; the agent then publishes over TLS."""
+    tokens = tmp_path / "enroll-tokens.db"
+    code, out, err = admin("enroll-token", "an-phuoc", "--uses", "2", "--tokens-file",
+                           str(tokens), "--note", "an-phuoc IT")
+    assert code == 0 and "2 device(s) of an-phuoc" in err
+    token = out.strip()
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(str(secure.broker.proc.pid))
+    collector = start_collector(
+        secure.broker, tmp_path, "enroll-collector", serve_http=True,
+        login=("cwatch-collector", secure.passwords["cwatch-collector"]),
+        enroll=EnrollSection(enabled=True, tokens_file=str(tokens),
+                             password_file=str(secure.password_file),
+                             broker_pid_file=str(pid_file),
+                             broker_url=f"mqtts://127.0.0.1:{secure.tls_port}",
+                             broker_ca_file=str(secure.ca_file)))
+    url = f"http://127.0.0.1:{collector.api.port}"
+    cwatch = str(ROOT / ".venv" / "bin" / "cwatch")
+
+    def enroll(device: str, config: Path, with_token: str = token,
+               site: str = "an-phuoc") -> subprocess.CompletedProcess:
+        return subprocess.run([cwatch, "agent", "--enroll", url, "--site", site, "--device",
+                               device, "--config", str(config)], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "CWATCH_ENROLL_TOKEN": with_token})
+
+    try:
+        config = tmp_path / "pc-new" / "agent.toml"
+        done = enroll("pc-new", config)
+        assert done.returncode == 0, done.stderr
+        assert "enrolled as an-phuoc/pc-new" in done.stdout
+        assert config.stat().st_mode & 0o777 == 0o600
+        written = tomllib.loads(config.read_text())
+        assert written["broker"]["username"] == "an-phuoc/pc-new"
+        assert check_password(written["broker"]["password"],
+                              PasswordFile(secure.password_file).users()["an-phuoc/pc-new"])
+        # Refusals, each one line: taken device, wrong site, unknown token, used up.
+        for args, expected in (
+                (("pc-new", tmp_path / "again.toml"), "an-phuoc/pc-new already has an account; to "
+                 "enroll this device again, remove it first (cwatch admin remove-device)"),
+                (("pc-x", tmp_path / "x.toml", token, "binh-minh"),
+                 "this enrollment token is for site 'an-phuoc', not 'binh-minh'"),
+                (("pc-y", tmp_path / "y.toml", "not-a-token"), "unknown enrollment token")):
+            refused = enroll(*args)
+            assert refused.returncode == 2
+            assert refused.stderr.strip() == f"cwatch agent: error: enrollment refused: {expected}"
+        assert enroll("pc-second", tmp_path / "second.toml").returncode == 0
+        used_up = enroll("pc-third", tmp_path / "third.toml")
+        assert "this enrollment token is used up" in used_up.stderr
+        code, listed, _ = admin("tokens", "--tokens-file", str(tokens))
+        assert "an-phuoc  0 device(s) left" in listed and "an-phuoc IT" in listed
+        # The enrolled agent, with nothing but the written config, reaches the collector.
+        text = config.read_text().replace('device = "pc-new"\n', 'device = "pc-new"\n'
+                                          f'data_dir = "{tmp_path}/data"\ninterval_s = 1\n')
+        config.write_text(text + "\n[probes]\nenabled = false\n\n[smart]\nenabled = false\n")
+        agent = subprocess.Popen([cwatch, "agent", "--config", str(config)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: collector.state.device("an-phuoc", "pc-new") is not None, 30,
+                       "the enrolled agent's data in the collector")
+        finally:
+            agent.terminate()
+            agent.wait(15)
+    finally:
+        collector.stop()

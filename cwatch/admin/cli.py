@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from cwatch.admin.accounts import (
@@ -14,6 +15,7 @@ from cwatch.admin.accounts import (
     polled_topics,
     username,
 )
+from cwatch.admin.enrollment import TokenStore
 from cwatch.config import ConfigError
 
 RELOAD_HINT = ("reload the broker so it reads the files again: "
@@ -84,5 +86,26 @@ def _list_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll_token(args: argparse.Namespace) -> int:
+    token = TokenStore(Path(args.tokens_file)).create(args.site, args.uses,
+                                                      args.valid_days * 86400, args.note)
+    print(token)
+    print(f"cwatch admin: enrollment token for {args.uses} device(s) of {args.site}, valid "
+          f"{args.valid_days:g} days; on each PC: CWATCH_ENROLL_TOKEN=<token> cwatch agent "
+          f"--enroll http://<collector>:9555 --site {args.site} --device <id> --config "
+          "<file>", file=sys.stderr)
+    return 0
+
+
+def _list_tokens(args: argparse.Namespace) -> int:
+    now = time.time()
+    for row in TokenStore(Path(args.tokens_file)).list():
+        left = "expired" if row["expires_ts"] < now else \
+            f"{(row['expires_ts'] - now) / 86400:.1f} days left"
+        print(f"{row['site']}  {row['uses_left']} device(s) left  {left}  {row['note']}")
+    return 0
+
+
 ACTIONS = {"add-device": _add_device, "add-service": _add_service,
-           "remove-device": _remove_device, "list": _list_devices}
+           "remove-device": _remove_device, "list": _list_devices,
+           "enroll-token": _enroll_token, "tokens": _list_tokens}
