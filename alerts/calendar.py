@@ -25,11 +25,11 @@ class WorkCalendar:
             self.zone = ZoneInfo(timezone)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"timezone {timezone!r} is not a known time zone") from exc
-        try:
-            holidays.country_holidays(country)
-        except NotImplementedError:
+        # Checked against the list first: the library looks the name up as an attribute
+        # of its module, so "utils" or "__init__" would be called, not refused.
+        if country not in holidays.list_supported_countries():
             raise ValueError(f"holidays_country {country!r} is not a country code the "
-                             "holidays library knows (e.g. VN)") from None
+                             "holidays library knows (e.g. VN)")
         self.country = country
         self.start_min = clock_minutes(work_start, "work_start")
         self.end_min = clock_minutes(work_end, "work_end")

@@ -14,7 +14,7 @@ SEVERITIES = ("info", "warning", "critical")
 LANGUAGES = ("vi", "en")
 GROUP_LABELS = ("site", "device", "rule", "severity")
 SECURITY = ("starttls", "tls", "none")
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+")  # fullmatch: "$" would let a final newline in
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -50,7 +50,7 @@ class SmtpSection:
             raise ValueError("smtp.username and smtp.password go together")
         if not (self.username + self.password).isascii():
             raise ValueError("smtp.username and smtp.password must be ASCII (SMTP AUTH)")
-        if not _EMAIL.match(parseaddr(self.sender)[1]):
+        if not _EMAIL.fullmatch(parseaddr(self.sender)[1]):
             raise ValueError(f"smtp.sender {self.sender!r} has no e-mail address")
 
 
@@ -69,10 +69,10 @@ class Recipient:
     digest: bool = True
 
     def __post_init__(self) -> None:
-        if not _EMAIL.match(self.email):
+        if not _EMAIL.fullmatch(self.email):
             raise ValueError(f"recipient email {self.email!r} is not an e-mail address")
         if self.language not in LANGUAGES:
-            raise ValueError(f"recipient {self.email}: language must be vi or en")
+            raise ValueError(f"recipient {self.email!r}: language must be vi or en")
         bad = [s for s in self.severities if s not in SEVERITIES]
         if bad:
             raise ValueError(f"recipient {self.email}: unknown severity {bad[0]!r}")

@@ -115,8 +115,35 @@ def _compile_validators(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any
     return validators
 
 
+MAX_DETAIL = 300
+
+
+def _one_line(text: str) -> str:
+    """Control characters escaped (a key may hold a newline: no forged log lines), and
+    cut to MAX_DETAIL characters."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A short, safe picture of a value the sender chose (any size, any depth)."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _describe(exc: fastjsonschema.JsonSchemaValueException, path: str) -> tuple[str, str]:
     """(field, one-line detail) for a schema violation, naming the exact field."""
+    field, detail = _describe_raw(exc, path)
+    return field, _one_line(detail)  # the field as sent (for programs); the detail is logged
+
+
+def _describe_raw(exc: fastjsonschema.JsonSchemaValueException,
+                  path: str) -> tuple[str, str]:
     # fastjsonschema calls the root "data"; our envelope has a "data" key of its own.
     name = exc.name or "data"
     field = path + name[4:]
@@ -230,7 +257,7 @@ class Decoder:
     def _check(self, env: Any, where: protocol.Topic, channel: str, path: str) -> None:
         if isinstance(env, dict) and "v" in env and env["v"] != protocol.VERSION:
             raise _Reject(UNSUPPORTED_VERSION,
-                          f"{path}.v is {env['v']!r}; this collector speaks version "
+                          f"{path}.v is {_shown(env['v'])}; this collector speaks version "
                           f"{protocol.VERSION}", f"{path}.v")
         try:
             self._validators[channel](env)
@@ -240,7 +267,8 @@ class Decoder:
         for key, expected in (("site", where.site), ("device", where.device)):
             if env[key] != expected:
                 raise _Reject(IDENTITY_MISMATCH,
-                              f"{path}.{key} {env[key]!r} differs from the topic's {expected!r}",
+                              f"{path}.{key} {_shown(env[key])} differs from the topic's "
+                              f"{expected!r}",
                               f"{path}.{key}")
         if env["ts"] > self._clock() + self._max_skew:
             raise _Reject(TS_IN_FUTURE,

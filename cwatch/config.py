@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on the agent's old Pythons
     import tomli as tomllib
 
 T = TypeVar("T")
+MAX_EXACT_INT = 2 ** 53
 ENV_PREFIX = "CWATCH_"
 
 
@@ -40,6 +41,12 @@ def read_toml(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        # tomllib reads UTF-8 only: Notepad's "ANSI" or UTF-16 files land here.
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") \
+            from None
+    except RecursionError:
+        raise ConfigError(f"{path}: values nested too deeply") from None
 
 
 def _type_name(tp: Any) -> str:
@@ -64,9 +71,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > MAX_EXACT_INT:
+                raise ConfigError(f"{where}: {value} is too large")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_EXACT_INT:  # TOML allows 64-bit; nothing here needs that
+                raise ConfigError(f"{where}: {value} is too large")
             return value
     elif tp is str and isinstance(value, str):
         return value

@@ -8,11 +8,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from collector.rules.priority import Weights
 from collector.rules.quantities import QUANTITIES
-from cwatch.config import parse_duration
+from cwatch.config import ConfigError, parse_duration, read_toml
 
 DEFAULT_PATH = Path(__file__).parent / "default.toml"
 SEVERITIES = ("info", "warning", "critical")
@@ -92,6 +90,9 @@ def load(path: Path | None = None) -> RuleSet:
         raise RuleError(f"{path}: rules must be [[rules]] tables")
     for index, rule in enumerate(rules):  # errors numbered as in the operator's file
         _rule(rule, f"{path}: [[rules]] #{index + 1}")
+    for section in ("os_end_of_support", "links", "priority"):
+        if not isinstance(override.get(section, {}), dict):
+            raise RuleError(f"{path}: [{section}] must be a table")
     merged = dict(base)
     by_name = {r.get("name"): r for r in base.get("rules", [])}
     for rule in override.get("rules", []):
@@ -103,17 +104,15 @@ def load(path: Path | None = None) -> RuleSet:
     merged["priority"] = {**base.get("priority", {}), **override.get("priority", {})}
     unknown = set(override) - {"rules", "os_end_of_support", "links", "priority"}
     if unknown:
-        raise RuleError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+        raise RuleError(f"{path}: unknown section(s) {', '.join(map(repr, sorted(unknown)))}")
     return parse(merged, str(path))
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleError(f"{path}: not valid TOML: {exc}") from None
+        return read_toml(path)
+    except ConfigError as exc:
+        raise RuleError(str(exc)) from None
 
 
 def parse(raw: dict[str, Any], where: str) -> RuleSet:
@@ -144,10 +143,10 @@ def _priority(raw: dict[str, Any], where: str) -> Weights:
         if key == "roles":
             if not isinstance(value, dict):
                 raise RuleError(f"{where}: [priority] roles must be a table of role = weight")
-            values["roles"] = tuple((role, _number(weight, f"{where}: [priority.roles] {role}"))
+            values["roles"] = tuple((role, _number(weight, f"{where}: [priority.roles] {role!r}"))
                                     for role, weight in value.items())
         elif key == "days":
-            values["days"] = int(_number(value, f"{where}: [priority] days"))
+            values["days"] = _whole(value, f"{where}: [priority] days")
         elif key in numbers:
             values[key] = _number(value, f"{where}: [priority] {key}")
         else:
@@ -161,12 +160,13 @@ def _rule(raw: Any, where: str) -> Rule:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise RuleError(f"{where}: name is missing")
-    where = f"{where} ({name})"
+    where = f"{where} ({name if name.isprintable() else repr(name)})"  # one line, always
     extra = set(raw) - RULE_KEYS
     if extra:
-        raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        raise RuleError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(extra)))}")
     quantity = raw.get("quantity")
-    if quantity not in QUANTITIES and quantity not in DERIVED:
+    if not isinstance(quantity, str) or (quantity not in QUANTITIES and
+                                         quantity not in DERIVED):
         raise RuleError(f"{where}: quantity {quantity!r} is not one of "
                         f"{', '.join(sorted([*QUANTITIES, *DERIVED]))}")
     if ("above" in raw) == ("below" in raw):
@@ -186,16 +186,27 @@ def _rule(raw: Any, where: str) -> Rule:
         raise RuleError(str(exc)) from None
     summary = raw.get("summary") or f"{name}: {{value:g}}"
     for text, label in ((summary, "summary"), (raw.get("summary_vi", ""), "summary_vi")):
+        if not isinstance(text, str):
+            raise RuleError(f"{where}: {label} must be text, not {text!r}")
         try:
             text.format(value=1.0, item="x")
-        except (KeyError, ValueError, IndexError, AttributeError) as exc:
+        except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
             raise RuleError(f"{where}: {label} {text!r} cannot be filled in ({exc}); use "
                             "{value} and {item}") from None
     return Rule(name=name, finding=str(raw.get("finding") or name), quantity=quantity,
                 threshold=threshold, fires_above=key == "above", clear=clear, for_s=for_s,
                 severity=severity, summary=summary, summary_vi=raw.get("summary_vi") or summary,
-                source=str(raw.get("source", "")), sites=tuple(raw.get("sites", ())),
-                roles=tuple(raw.get("roles", ())))
+                source=str(raw.get("source", "")), sites=_names(raw, "sites", where),
+                roles=_names(raw, "roles", where))
+
+
+def _names(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """A list of ids (sites, roles); a bare string would become its letters."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RuleError(f"{where}: {key} must be a list of names like [\"an-phuoc\"], "
+                        f"not {value!r}")
+    return tuple(value)
 
 
 def _links(raw: dict[str, Any], where: str) -> LinkLimits:
@@ -212,15 +223,28 @@ def _links(raw: dict[str, Any], where: str) -> LinkLimits:
             values[key] = _number(value, f"{where}: [links] {key}")
         else:
             raise RuleError(f"{where}: [links] unknown key {key!r}")
-    if "min_samples" in values:
-        values["min_samples"] = int(values["min_samples"])
+    if "min_samples" in raw:
+        values["min_samples"] = _whole(raw["min_samples"], f"{where}: [links] min_samples")
     return LinkLimits(**values)
 
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RuleError(f"{what} must be a number, not {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise RuleError(f"{what} is too large") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise RuleError(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def _whole(value: Any, what: str) -> int:
+    number = _number(value, what)
+    if number != int(number) or not 0 < number <= 1_000_000:
+        raise RuleError(f"{what} must be a whole number from 1 to 1000000, not {value!r}")
+    return int(number)
 
 
 def _first_repeat(names: list[str]) -> str:
