@@ -34,6 +34,22 @@ def start_collector(broker: Mosquitto, state_dir: Path, client_id: str, *,
     return collector
 
 
+# The default interface_errors rule without its 5 minutes: a router's rising error
+# counter becomes a finding at the first sample over the limit (rules_file=...).
+INTERFACE_ERRORS_AT_ONCE = """[[rules]]
+name = "interface_errors"
+finding = "interface_errors"
+quantity = "net_errors_per_s"
+above = 2
+clear = 0.5
+for = "0s"
+severity = "warning"
+summary = "Interface {item}: {value:.1f} errors/s"
+summary_vi = "Cổng {item}: {value:.1f} lỗi/giây"
+source = "test"
+"""
+
+
 # For a collector fed by `cwatch sim` replaying hours in seconds: by the per-device rate
 # limit's measure that is a flood, so the limit is off.
 REPLAY: dict[str, Any] = {"device_rate_per_s": 0}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import Received
-from collector_helpers import start_collector
+from collector_helpers import INTERFACE_ERRORS_AT_ONCE, start_collector
 from jsonschema import Draft7Validator
 from openwrt_helpers import (
     DEVICE,
@@ -43,18 +43,6 @@ from cwatch.procs import Mosquitto
 
 SCHEMA = protocol.load_schema()
 NETS = {"eth0", "wan", "lan1", "lan2", "lan3", "lan4", "br-lan", "phy0-ap0", "phy1-ap0"}
-ERRORS_RULE = """[[rules]]
-name = "interface_errors"
-finding = "interface_errors"
-quantity = "net_errors_per_s"
-above = 2
-clear = 0.5
-for = "0s"
-severity = "warning"
-summary = "Interface {item}: {value:.1f} errors/s"
-summary_vi = "Cổng {item}: {value:.1f} lỗi/giây"
-source = "test"
-"""
 
 
 def assert_valid(topic: str, doc: dict) -> None:
@@ -256,7 +244,7 @@ def test_router_with_a_faulty_wan_port_through_the_collector(
     """Rates from moving counters, an interface_errors finding for the WAN port, and a
     clean stop (SIGTERM, as procd sends it) that leaves the router offline, not silent."""
     rules = tmp_path / "rules.toml"
-    rules.write_text(ERRORS_RULE, encoding="utf-8")
+    rules.write_text(INTERFACE_ERRORS_AT_ONCE, encoding="utf-8")
     received = Received()
     collector = start_collector(mosquitto, tmp_path, "owrt-collector", sinks=[received],
                                 rules_file=str(rules))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import Received, agent_toml
-from collector_helpers import start_collector, wait_until
+from collector_helpers import INTERFACE_ERRORS_AT_ONCE, start_collector, wait_until
 from jsonschema import Draft7Validator
 from snmp_helpers import Snmpd, machine_interfaces
 
@@ -35,18 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = protocol.load_schema()
 VALIDATORS = {ch: Draft7Validator(protocol.channel_schema(SCHEMA, ch)) for ch in protocol.CHANNELS}
 SITE = "an-phuoc"
-RULES = """[[rules]]
-name = "interface_errors"
-finding = "interface_errors"
-quantity = "net_errors_per_s"
-above = 2
-clear = 0.5
-for = "0s"
-severity = "warning"
-summary = "Interface {item}: {value:.1f} errors/s"
-summary_vi = "Cổng {item}: {value:.1f} lỗi/giây"
-source = "test"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +235,7 @@ def test_wrong_community_or_password_is_one_warning_and_ping_goes_on(
 def test_router_in_the_collector_and_interface_errors_finding(
         snmpd: Snmpd, mosquitto: Mosquitto, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
-    rules.write_text(RULES, encoding="utf-8")
+    rules.write_text(INTERFACE_ERRORS_AT_ONCE, encoding="utf-8")
     received = Received()
     collector = start_collector(mosquitto, tmp_path, "snmp-rules", sinks=[received],
                                 rules_file=str(rules))
