@@ -104,13 +104,11 @@ def _compile_validators(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any
     validators = {ch: _compile(protocol.channel_schema(schema, ch))
                   for ch in protocol.CHANNELS if ch != protocol.BATCH}
     # The batch shell checks only the list; each item then goes through its own
-    # channel's validator so that a bad item does not sink its neighbours.
+    # channel's validator so that a bad item (even one that is not an object, or of no
+    # known channel) does not sink its neighbours.
     shell = protocol.channel_schema(schema, protocol.BATCH)
     shell["definitions"] = dict(shell["definitions"])
-    shell["definitions"]["batch_item"] = {
-        "type": "object", "required": ["channel"],
-        "properties": {"channel": {"enum": list(protocol.BATCHABLE_CHANNELS)}},
-    }
+    shell["definitions"]["batch_item"] = {}
     validators[protocol.BATCH] = _compile(shell)
     return validators
 
@@ -220,9 +218,16 @@ class Decoder:
             out.samples.append(self._sample(env, where.channel, from_batch=False))
             return out
         for index, item in enumerate(env["data"]["items"]):
-            channel = item["channel"]
+            path = f"envelope.data.items[{index}]"
+            channel = item.get("channel") if isinstance(item, dict) else None
             try:
-                self._check(item, where, channel, f"envelope.data.items[{index}]")
+                if not isinstance(item, dict):
+                    raise _Reject(SCHEMA, f"{path} must be an object [type]", path)
+                if channel not in protocol.BATCHABLE_CHANNELS:
+                    raise _Reject(SCHEMA, f"{path}.channel must be one of "
+                                          f"{', '.join(protocol.BATCHABLE_CHANNELS)}, not "
+                                          f"{_shown(channel)} [enum]", f"{path}.channel")
+                self._check(item, where, channel, path)
             except _Reject as rej:
                 out.rejections.append(Rejection(rej.reason, rej.detail, topic, rej.field))
                 continue

@@ -225,11 +225,11 @@ def _reference_one(doc: Any, where: protocol.Topic, channel: str, prefix: str,
     return Accept(channel, doc.get("seq"), float(doc["ts"]), doc["data"])
 
 
-def _in_item_branch(error: Any) -> bool:
-    # batch_item's if/then/else applies the item's channel schema; errors found there
-    # belong to one item. The rest (the list, each item being an object with a known
-    # channel) is the batch's own "shell" and rejects the whole batch.
-    return "then" in error.absolute_schema_path or "else" in error.absolute_schema_path
+def _item_of(error: Any) -> int | None:
+    """The batch item an error is about (errors inside items[i], its type and channel
+    included, cost only that item); None for the batch's own "shell" (the list)."""
+    path = list(error.absolute_path)
+    return path[2] if len(path) >= 3 and path[:2] == ["data", "items"] else None
 
 
 def reference(where: protocol.Topic, doc: Any, now: float = NOW) -> list[Accept | Reject]:
@@ -238,16 +238,21 @@ def reference(where: protocol.Topic, doc: Any, now: float = NOW) -> list[Accept 
     errors = list(REFERENCE[where.channel].iter_errors(doc))
     if where.channel != protocol.BATCH:
         return [_reference_one(doc, where, where.channel, "envelope", errors, now)]
-    shell = [e for e in errors if not _in_item_branch(e)]
+    shell = [e for e in errors if _item_of(e) is None]
     verdict = _reference_one(doc, where, where.channel, "envelope", shell, now)
     if isinstance(verdict, Reject):
         return [verdict]
     out: list[Accept | Reject] = []
     for index, item in enumerate(doc["data"]["items"]):
-        mine = [e for e in errors if _in_item_branch(e)
-                and list(e.absolute_path)[:3] == ["data", "items", index]]
-        out.append(_reference_one(item, where, item["channel"],
-                                  f"envelope.data.items[{index}]", mine, now))
+        prefix = f"envelope.data.items[{index}]"
+        if not isinstance(item, dict):
+            out.append(Reject(frozenset({ingest.SCHEMA}), frozenset({prefix})))
+            continue
+        if item.get("channel") not in protocol.BATCHABLE_CHANNELS:
+            out.append(Reject(frozenset({ingest.SCHEMA}), frozenset({f"{prefix}.channel"})))
+            continue
+        mine = [e for e in errors if _item_of(e) == index]
+        out.append(_reference_one(item, where, item["channel"], prefix, mine, now))
     return out
 
 
