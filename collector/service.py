@@ -110,6 +110,10 @@ class Collector:
         self._pending: collections.deque[Sample] = collections.deque()
         self._handed_over = 0  # written by the MQTT thread only
         self._stored = 0  # written by the store worker only
+        # (samples handed over once the message is done, mid, qos): a message is
+        # acknowledged to the broker only once its samples are in the state store, so a
+        # crash (kill -9, power cut) loses nothing the broker was told we have.
+        self._acks: collections.deque[tuple[int, int, int]] = collections.deque()
         self.metrics.state_queue.set_function(lambda: len(self._pending))
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -122,6 +126,7 @@ class Collector:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        self._client.manual_ack_set(True)
 
     def subscriptions(self) -> list[str]:
         section = self.config.collector
@@ -239,6 +244,12 @@ class Collector:
             log.info("disconnected from broker")
 
     def _handle_message(self, client, userdata, message) -> None:
+        try:
+            self._ingest(message)
+        finally:  # rejected, duplicate or queued: acknowledged once the queue is stored
+            self._acks.append((self._handed_over, message.mid, message.qos))
+
+    def _ingest(self, message) -> None:
         self.metrics.received.inc()
         device = device_of(message.topic)
         if device is not None and not self._limiter.allow(*device):
@@ -272,6 +283,7 @@ class Collector:
             stopping = self._stop.is_set()  # read before draining: nothing is left behind
             batch = self._take_batch()
             if not batch:
+                self._ack_stored()
                 if stopping:
                     return
                 time.sleep(STORE_POLL_S)
@@ -293,6 +305,14 @@ class Collector:
                 log.exception("storing %d sample(s) failed", len(batch))
             finally:
                 self._stored += len(batch)
+                self._ack_stored()
+
+    def _ack_stored(self) -> None:
+        """PUBACK the messages whose samples have all reached the state store."""
+        while self._acks and self._acks[0][0] <= self._stored:
+            _, mid, qos = self._acks.popleft()
+            if qos > 0:
+                self._client.ack(mid, qos)
 
     def _take_batch(self) -> list[Sample]:
         batch: list[Sample] = []

@@ -1,0 +1,1 @@
+"""Fault injection with real processes: what was published against what is stored."""
