@@ -31,6 +31,11 @@ class IngestMetrics:
             "cwatch_device_throttled_messages",
             "Messages dropped by the per-device rate limit, by device (only devices that "
             "were ever throttled have a series)", ["site", "device"], registry=self.registry)
+        self.broker_dropped = Gauge(
+            "cwatch_broker_messages_dropped",
+            "Messages the broker dropped since it started, as it reports them in $SYS "
+            "(mosquitto: queues full, e.g. max_queued_messages while the collector was "
+            "away); a backlog batch is one message", registry=self.registry)
         self.duplicates = Counter(
             "cwatch_messages_duplicate",
             "Envelopes dropped as already seen (same site, device and seq)",

@@ -61,6 +61,8 @@ HOUSEKEEPING_S = 10.0
 # samples' updates. The worker looks for work this often when it has none.
 STORE_BATCH = 500
 STORE_POLL_S = 0.02
+# Mosquitto's count of messages it dropped since it started (queues full), in $SYS.
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 class Collector:
@@ -230,6 +232,8 @@ class Collector:
         for start in range(0, len(self._topics), partition.SUBSCRIBE_CHUNK):
             chunk = self._topics[start:start + partition.SUBSCRIBE_CHUNK]
             client.subscribe([(topic, protocol.QOS) for topic in chunk])
+        # What the broker dropped (its queue for us full): data lost that only it can count.
+        client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
         shown = self._topics[0] if len(self._topics) == 1 else (
             f"{len(self._topics)} sites of partition {self.config.collector.partition}")
         log.info("connected; subscribed to %s (session present: %s)", shown,
@@ -244,10 +248,19 @@ class Collector:
             log.info("disconnected from broker")
 
     def _handle_message(self, client, userdata, message) -> None:
+        if message.topic == BROKER_DROPPED_TOPIC:
+            self._broker_dropped(message.payload)
+            return
         try:
             self._ingest(message)
         finally:  # rejected, duplicate or queued: acknowledged once the queue is stored
             self._acks.append((self._handed_over, message.mid, message.qos))
+
+    def _broker_dropped(self, payload: bytes) -> None:
+        try:
+            self.metrics.broker_dropped.set(int(payload))
+        except ValueError:
+            log.warning("%s is not a number: %r", BROKER_DROPPED_TOPIC, payload[:40])
 
     def _ingest(self, message) -> None:
         self.metrics.received.inc()

@@ -187,6 +187,20 @@ def test_a_device_publishes_only_as_itself_and_reads_nothing(secure: SecureBroke
             client.close()
 
 
+def test_only_the_collector_reads_the_brokers_drop_count(secure: SecureBroker) -> None:
+    topic = "$SYS/broker/publish/messages/dropped"
+    readers = {name: Client(secure, name) for name in ("cwatch-collector", "an-phuoc/pc-01")}
+    try:
+        for client in readers.values():
+            client.client.subscribe(topic, qos=0)
+        # Mosquitto refreshes $SYS every sys_interval (10 s by default).
+        wait_until(lambda: readers["cwatch-collector"].received, 15, "the drop count")
+        assert readers["an-phuoc/pc-01"].received == []
+    finally:
+        for client in readers.values():
+            client.close()
+
+
 def test_strangers_are_refused(secure: SecureBroker) -> None:
     anonymous = Client(secure, None)
     wrong = Client(secure, "an-phuoc/pc-01", "not-the-password")

@@ -224,3 +224,28 @@ def test_a_garbage_burst_leaves_the_collector_up_and_the_good_stream_intact(
 def rss_bytes() -> int:
     with open(f"/proc/{os.getpid()}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_what_the_broker_drops_while_the_collector_is_away_is_counted(tmp_path: Path) -> None:
+    """Mosquitto drops messages for an absent collector once its queue is full; only the
+    broker can count them, so the collector reads the count from $SYS into /metrics."""
+    broker = Mosquitto(tmp_path / "small-queue",
+                       extra_conf="max_queued_messages 5\nsys_interval 1\n").start()
+    try:
+        start_collector(broker, tmp_path, "away-collector").stop()  # its session stays
+        publisher = Publisher(broker.host, broker.port)
+        for seq in range(1, 13):
+            env = samples.envelope("metrics", seq=seq)
+            publisher.publish(samples.topic("metrics"), json.dumps(env).encode())
+        publisher.close()
+        collector = start_collector(broker, tmp_path, "away-collector")
+        try:
+            wait_until(lambda: collector.metrics.registry.get_sample_value(
+                "cwatch_broker_messages_dropped") == 7, 15, "the broker's drop count")
+            assert collector.wait_idle(10)
+            assert collector.metrics.totals()["accepted"] == 5  # what the broker kept
+            assert collector.metrics.totals()["received"] == 5  # $SYS is not data
+        finally:
+            collector.stop()
+    finally:
+        broker.stop()

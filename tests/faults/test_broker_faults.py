@@ -177,4 +177,5 @@ def test_collector_away_past_the_broker_queue_bound_and_a_broker_crash(
         notes=f"the agent sent {len(data)} messages, all acknowledged (so deleted from its "
               f"queue); the broker kept {len(data) - len(missing)} for the absent collector "
               f"(through its own SIGKILL) and dropped the {broker_dropped} newest, counted "
-              "only in its $SYS/broker/publish/messages/dropped"))
+              "in its $SYS/broker/publish/messages/dropped (cwatch_broker_messages_dropped "
+              "on the collector's /metrics; reset by this broker restart)"))
