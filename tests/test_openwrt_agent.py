@@ -411,6 +411,17 @@ def test_backlog_bound_drops_the_oldest_and_counts_them(mosquitto: Mosquitto,
         collector.stop()
 
 
+def _settle(received: Received, quiet_s: float = 1.0, timeout_s: float = 10.0) -> None:
+    """Wait until nothing new has arrived for quiet_s."""
+    deadline = time.monotonic() + timeout_s
+    count, since = len(received.samples), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "messages keep arriving"
+        time.sleep(0.05)
+        if len(received.samples) != count:
+            count, since = len(received.samples), time.monotonic()
+
+
 def test_seq_survives_a_restart_and_is_written_once_per_block(mosquitto: Mosquitto,
                                                               tmp_path: Path) -> None:
     received = Received()
@@ -425,6 +436,7 @@ def test_seq_survives_a_restart_and_is_written_once_per_block(mosquitto: Mosquit
         reserved, mtime = int(seq_file.read_text()), seq_file.stat().st_mtime_ns
         wait_for(lambda: len(received.samples) >= 12, 20, "a dozen messages")
         assert agent.terminate() == 0
+        _settle(received)  # the goodbye, said twice, may still be on its way
         first = {s.seq for s in received.samples}
         # One write for the run: a block of 1000 reserved at start, never touched again.
         assert (int(seq_file.read_text()), seq_file.stat().st_mtime_ns) == (reserved, mtime)
