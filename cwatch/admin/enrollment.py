@@ -14,7 +14,6 @@ token must not let anyone take over an existing PC's identity: remove it first).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 import signal
@@ -79,14 +78,13 @@ class TokenStore:
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")  # one redeemer at a time: no double spending
-            row = None
-            for digest, token_site, uses_left, expires_ts in db.execute(
-                    "SELECT digest, site, uses_left, expires_ts FROM tokens"):
-                if hmac.compare_digest(digest, _digest(token)):
-                    row = (digest, token_site, uses_left, expires_ts)
+            # Looked up by its SHA-256: a guess reveals nothing about a stored token.
+            digest = _digest(token)
+            row = db.execute("SELECT site, uses_left, expires_ts FROM tokens WHERE digest = ?",
+                             (digest,)).fetchone()
             if row is None:
                 raise EnrollError(401, "unknown enrollment token")
-            digest, token_site, uses_left, expires_ts = row
+            token_site, uses_left, expires_ts = row
             if expires_ts < time.time():
                 raise EnrollError(401, "this enrollment token has expired")
             if uses_left <= 0:

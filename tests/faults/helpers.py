@@ -22,30 +22,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from collector_helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import AgentConfig, AgentSection, ProbesSection, QueueSection, SmartSection
 from agent.service import Agent, Message
 from agent.transport import Transport
-from alerts.config import AlertsSection
-from collector.config import CollectorConfig, CollectorSection, TsdbSection
-from collector.service import Collector
 from cwatch.mqtt import BrokerConfig
 from cwatch.procs import end_process, free_port
 from cwatch.tsdb_proc import VictoriaMetrics
 
 Key = tuple[str, str]  # (site, device)
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str,
-               poll_s: float = 0.05) -> float:
-    """Seconds it took; fails the test with `what` after timeout_s."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout_s, f"{what}: not within {timeout_s:g} s"
-        time.sleep(poll_s)
-    return time.monotonic() - started
 
 
 def finish_all(*steps: Callable[[], object]) -> None:
@@ -240,25 +228,6 @@ def covered(produced: dict[Key, dict[int, float]], got: dict[Key, dict[int, floa
 
 
 # --- the collector ----------------------------------------------------------------------
-
-
-def start_collector(broker_url: str, state_dir: Path, client_id: str, *,
-                    sinks: list[Callable] | None = None, tsdb_url: str | None = None,
-                    reconnect_max_s: int = 120, alerts: AlertsSection | None = None,
-                    **section: Any) -> Collector:
-    """tests/collector_helpers.start_collector with the broker's reconnect ceiling as
-    a parameter: after a long broker outage the default (120 s, from 1 s doubling)
-    could keep a test waiting for half a minute."""
-    config = CollectorConfig(
-        collector=CollectorSection(client_id=client_id, listen="127.0.0.1:0",
-                                   state_path=str(state_dir / f"{client_id}.db"), **section),
-        broker=BrokerConfig(url=broker_url, reconnect_max_s=reconnect_max_s),
-        tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"),
-        alerts=alerts or AlertsSection())
-    collector = Collector(config, sinks=sinks)
-    collector.start(serve_http=False)
-    assert collector.wait_connected(10), "collector did not connect"
-    return collector
 
 
 class DedupSpy:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import Received
+from collector_helpers import start_collector, wait_until
 
 from cwatch.procs import Mosquitto
 from cwatch.tsdb_proc import VictoriaMetrics
@@ -23,10 +24,8 @@ from .helpers import (
     daily_samples,
     finish_all,
     received_metrics,
-    start_collector,
     total,
     vm_points,
-    wait_until,
 )
 
 BACKLOG_HOURS = 6
@@ -38,7 +37,7 @@ def test_long_outage_backfills_everything_at_its_own_time(
         caplog: pytest.LogCaptureFixture, loss_report) -> None:
     caplog.set_level(logging.INFO, logger="agent.forwarder")
     received = Received()
-    collector = start_collector(mosquitto.url, tmp_path, "faults-backfill", sinks=[received],
+    collector = start_collector(mosquitto, tmp_path, "faults-backfill", sinks=[received],
                                 tsdb_url=victoria_metrics.url, reconnect_max_s=2)
     connected_at = time.time()
     spy = DedupSpy(collector._dedup)
@@ -124,7 +123,7 @@ def test_queue_bound_drops_the_oldest_and_counts_them(
         mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics, tmp_path: Path,
         loss_report) -> None:
     received = Received()
-    collector = start_collector(mosquitto.url, tmp_path, "faults-bound", sinks=[received],
+    collector = start_collector(mosquitto, tmp_path, "faults-bound", sinks=[received],
                                 tsdb_url=victoria_metrics.url)
     key = ("fault-g", "pc-01")
     # About 1.5 MB of envelopes (a day at 60 s) into a queue bounded at 1 MB.

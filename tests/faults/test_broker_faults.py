@@ -9,7 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from agent_helpers import Received
-from collector_helpers import start_collector as start_default_collector
+from collector_helpers import start_collector, wait_until
 
 import agent.service
 from collector.service import Collector
@@ -27,10 +27,8 @@ from .helpers import (
     envelope_seqs,
     finish_all,
     received_metrics,
-    start_collector,
     total,
     vm_points,
-    wait_until,
 )
 
 KEYS = [("fault-a", "pc-01"), ("fault-a", "pc-02"), ("fault-b", "pc-01"), ("fault-b", "pc-02")]
@@ -40,9 +38,9 @@ def test_broker_sigkill_during_stream_loses_nothing(
         mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics, tmp_path: Path,
         loss_report) -> None:
     received = Received()
-    # (tests/collector_helpers.start_collector: the collector's default reconnect backoff)
-    collector = start_default_collector(mosquitto, tmp_path, "faults-broker",
-                                        sinks=[received], tsdb_url=victoria_metrics.url)
+    # The collector's default reconnect backoff, as deployed.
+    collector = start_collector(mosquitto, tmp_path, "faults-broker", sinks=[received],
+                                tsdb_url=victoria_metrics.url)
     spy = DedupSpy(collector._dedup)
     collector._dedup = spy  # counts what the collector drops as already seen
     # Each agent starts with 5 hours of backlog (300 envelopes) and flushes it slowly in
@@ -132,7 +130,7 @@ def test_collector_away_past_the_broker_queue_bound_and_a_broker_crash(
     try:
         broker.start()
         # The collector subscribes once (its persistent session), then is away.
-        start_collector(broker.url, tmp_path, "faults-away").stop()
+        start_collector(broker, tmp_path, "faults-away").stop()
         fleet.start()
         wait_until(lambda: fleet.queued() <= 1, 30, "the agent sends its backlog")
         time.sleep(2.0)
@@ -147,7 +145,7 @@ def test_collector_away_past_the_broker_queue_bound_and_a_broker_crash(
         wait_until(lambda: saved.stat().st_mtime > sent_at + 0.1, 10, "the broker saves")
         broker.stop(kill=True)
         broker.start()
-        collectors.append(start_collector(broker.url, tmp_path, "faults-away",
+        collectors.append(start_collector(broker, tmp_path, "faults-away",
                                           sinks=[received]))
         time.sleep(2.0)  # the queued messages come at once on reconnect
         assert collectors[0].wait_idle(10)

@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from collector_helpers import wait_until
+
 from cwatch.procs import Mosquitto
 from cwatch.tsdb_proc import VictoriaMetrics
 
@@ -21,7 +23,6 @@ from .helpers import (
     settle,
     total,
     vm_points,
-    wait_until,
 )
 
 KEYS = [("fault-c", "pc-01"), ("fault-c", "pc-02"), ("fault-d", "pc-01"), ("fault-d", "pc-02")]

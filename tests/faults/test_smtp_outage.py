@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import samples
+from collector_helpers import wait_until
 from mqtt_helpers import Publisher
 from smtp_helpers import SmtpServer
 
@@ -17,7 +18,7 @@ from cwatch import protocol
 from cwatch.procs import Mosquitto
 
 from .conftest import Loss
-from .helpers import CollectorProcess, finish_all, wait_until
+from .helpers import CollectorProcess, finish_all
 
 ALERTS_TOML = """
 [alerts]

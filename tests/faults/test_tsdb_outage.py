@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import Received
+from collector_helpers import start_collector, wait_until
 
 import collector.service as service
 from collector.store.timeseries import TimeSeriesWriter, to_lines
@@ -24,11 +25,9 @@ from .helpers import (
     ms,
     received_metrics,
     registry_value,
-    start_collector,
     total,
     vm_all_points,
     vm_points,
-    wait_until,
 )
 
 OUTAGE_S = 15.0
@@ -50,7 +49,7 @@ def test_tsdb_outage_buffers_retries_and_counts_what_it_drops(
     monkeypatch.setattr(service, "TimeSeriesWriter",
                         functools.partial(TimeSeriesWriter, max_queue_lines=MAX_QUEUE_LINES))
     received = Received()
-    collector = start_collector(mosquitto.url, tmp_path, "faults-tsdb", sinks=[received],
+    collector = start_collector(mosquitto, tmp_path, "faults-tsdb", sinks=[received],
                                 tsdb_url=victoria_metrics.url)
     registry = collector.metrics.registry
 
