@@ -111,7 +111,7 @@ def bare_subscriber(port: int, expected: int, out: Any, away: Any, back: Any) ->
 
 
 def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: int,
-                     out: Any, away: Any, back: Any, drain: bool) -> None:
+                     out: Any, away: Any, back: Any, drain: bool, receiver: str) -> None:
     from collector.config import CollectorConfig, CollectorSection, TsdbSection
     from collector.service import Collector
     from cwatch.mqtt import BrokerConfig
@@ -124,7 +124,8 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
     Path(workdir).mkdir(parents=True, exist_ok=True)
     config = CollectorConfig(
         collector=CollectorSection(client_id=f"bench-{Path(workdir).name}",
-                                   state_path=str(Path(workdir) / "state.db")),
+                                   state_path=str(Path(workdir) / "state.db"),
+                                   receiver=receiver),
         broker=BrokerConfig(url=f"mqtt://127.0.0.1:{port}"),
         tsdb=TsdbSection(enabled=tsdb_url is not None, url=tsdb_url or "http://127.0.0.1:1"))
 
@@ -144,14 +145,19 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
     cpu0, began = sum(proc.cpu_times()[:2]), time.monotonic()
     if drain:
         collector = start()
+    # The collector and its MQTT receiver process (scanning /proc for children costs
+    # milliseconds: once, not at every sample).
+    family = [proc, *proc.children(recursive=True)]
+    if not drain:  # the receiver ran before the clock started: count from now
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in family)
     rss = []
     deadline = began + 900
     while len(latencies) < expected and time.monotonic() < deadline:
-        rss.append(proc.memory_info().rss)
+        rss.append(sum(p.memory_info().rss for p in family))
         time.sleep(0.2)
     collector.wait_idle(300)
     seconds = time.monotonic() - began
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    cpu = sum(sum(p.cpu_times()[:2]) for p in family) - cpu0
     collector.stop()
     latencies.sort()
 
@@ -167,7 +173,7 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
 
 
 def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
-        tsdb_url: str | None, publishers: int, offset: int) -> dict:
+        tsdb_url: str | None, publishers: int, offset: int, receiver: str) -> dict:
     out: Any = mp.Queue()
     away, back, go = mp.Event(), mp.Event(), mp.Event()
     drain = not rate
@@ -176,7 +182,7 @@ def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
     else:
         consumer = mp.Process(target=collector_runner,
                               args=(broker.port, str(workdir / f"c{offset}"), tsdb_url, count,
-                                    out, away, back, drain))
+                                    out, away, back, drain, receiver))
     consumer.start()
     away.wait(60)
     share = count // publishers
@@ -212,6 +218,10 @@ def main() -> int:
                         help="messages/s of the latency run (default 500)")
     parser.add_argument("--paced-seconds", type=float, default=30.0)
     parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--receivers", type=lambda text: text.split(","),
+                        default=["process", "thread"],
+                        help="collector receiver kinds to measure, comma-separated "
+                             "(default process,thread)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cwatch-bench-") as tmp:
@@ -225,18 +235,22 @@ def main() -> int:
             print(f"VictoriaMetrics not started ({exc}); storage runs without it",
                   file=sys.stderr)
         try:
-            runs = [("bare", None, 0.0), ("collector, state", None, 0.0)]
-            if vm is not None:
-                runs.append(("collector, state + VictoriaMetrics", vm.url, 0.0))
-            runs.append((f"collector paced {args.paced_rate:g}/s, state"
+            runs = [("bare", None, 0.0, "")]
+            for receiver in args.receivers:
+                runs.append((f"collector ({receiver} receiver), state", None, 0.0, receiver))
+                if vm is not None:
+                    runs.append((f"collector ({receiver} receiver), state + VictoriaMetrics",
+                                 vm.url, 0.0, receiver))
+            paced = args.receivers[0]
+            runs.append((f"collector ({paced} receiver) paced {args.paced_rate:g}/s, state"
                          + (" + VictoriaMetrics" if vm else ""),
-                         vm.url if vm else None, args.paced_rate))
-            for offset, (name, url, rate) in enumerate(runs):
+                         vm.url if vm else None, args.paced_rate, paced))
+            for offset, (name, url, rate, receiver) in enumerate(runs):
                 count = int(args.paced_rate * args.paced_seconds) if rate else args.messages
                 print(f"{name}: {count} messages", file=sys.stderr)
                 # Own seq range per run, so de-duplication never hides a message.
                 rows.append((name, run(name, broker, workdir, count, rate, url,
-                                       args.publishers, offset * 10**8)))
+                                       args.publishers, offset * 10**8, receiver)))
         finally:
             if vm is not None:
                 vm.stop()

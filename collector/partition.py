@@ -16,8 +16,6 @@ from pathlib import Path
 
 from cwatch import protocol
 
-SUBSCRIBE_CHUNK = 200  # topics per SUBSCRIBE packet
-
 
 def parse(text: str) -> tuple[int, int]:
     """"2/3" -> (2, 3); raises ValueError."""

@@ -1,6 +1,7 @@
 """The collector process.
 
-    mosquitto --(QoS 1, persistent session)--> on_message (MQTT thread)
+    mosquitto --(QoS 1, persistent session)--> receiver (receiver.py: paho in a child
+    process, or in a thread) --> _handle_message (the "MQTT thread" below)
         -> Decoder (ingest.py): validate ---> Rejection -> counter{reason}, rate-limited log
         -> Deduplicator (dedup.py): (site, device, seq) seen? -> counter, dropped
         -> pending deque -> store worker thread, up to 500 samples at a time:
@@ -19,6 +20,7 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +41,13 @@ from collector.metrics import (
     register_site_names,
 )
 from collector.ratelimit import DeviceRateLimiter, device_of
+from collector.receiver import (
+    BROKER_DROPPED_TOPIC,
+    MessageId,
+    ProcessReceiver,
+    Receiver,
+    ThreadReceiver,
+)
 from collector.rules import priority
 from collector.rules import spec as rule_spec
 from collector.rules.engine import RuleEngine
@@ -50,7 +59,6 @@ from cwatch.admin.accounts import PasswordFile
 from cwatch.admin.enrollment import Enroller, TokenStore
 from cwatch.config import ConfigError, parse_host_port
 from cwatch.logutil import RateLimitedLog
-from cwatch.mqtt import connect_async, make_client
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +69,6 @@ HOUSEKEEPING_S = 10.0
 # samples' updates. The worker looks for work this often when it has none.
 STORE_BATCH = 500
 STORE_POLL_S = 0.02
-# Mosquitto's count of messages it dropped since it started (queues full), in $SYS.
-BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 class Collector:
@@ -115,7 +121,7 @@ class Collector:
         # (samples handed over once the message is done, mid, qos): a message is
         # acknowledged to the broker only once its samples are in the state store, so a
         # crash (kill -9, power cut) loses nothing the broker was told we have.
-        self._acks: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._acks: collections.deque[tuple[int, MessageId, int]] = collections.deque()
         self.metrics.state_queue.set_function(lambda: len(self._pending))
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -123,12 +129,16 @@ class Collector:
         self.api: ApiServer | None = None
         self._accepted = {channel: self.metrics.accepted.labels(channel)
                           for channel in protocol.CHANNELS if channel != protocol.BATCH}
-        self._client = make_client(config.broker, config.collector.client_id,
-                                   persistent_session=True)
-        self._client.on_connect = self._handle_connect
-        self._client.on_disconnect = self._handle_disconnect
-        self._client.on_message = self._handle_message
-        self._client.manual_ack_set(True)
+        kind: type[ProcessReceiver] | type[ThreadReceiver] = ThreadReceiver
+        if config.collector.receiver == "process":
+            if os.name == "nt":  # it hands the child a socket by number: POSIX only
+                log.warning("receiver = \"process\" is not available on Windows; "
+                            "receiving in a thread")
+            else:
+                kind = ProcessReceiver
+        self._receiver: Receiver = kind(config.broker, config.collector.client_id,
+                                        self._topics, self._handle_connect,
+                                        self._handle_disconnect, self._handle_message)
 
     def subscriptions(self) -> list[str]:
         section = self.config.collector
@@ -162,8 +172,7 @@ class Collector:
             self.api.start()
             log.info("serving /metrics and /api on http://%s:%d/", host, self.api.port)
         broker = self.config.broker
-        connect_async(self._client, broker, persistent_session=True)
-        self._client.loop_start()
+        self._receiver.start()
         log.info("connecting to %s:%d as %r", broker.address.host, broker.address.port,
                  self.config.collector.client_id)
 
@@ -209,8 +218,7 @@ class Collector:
                 "state_queue": len(self._pending)}
 
     def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._receiver.stop()
         self._stop.set()  # the store worker empties the deque, then ends
         for thread in self._threads:
             thread.join(timeout=30)
@@ -225,36 +233,27 @@ class Collector:
 
     # --- MQTT thread -------------------------------------------------------------------
 
-    def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
-            return
-        for start in range(0, len(self._topics), partition.SUBSCRIBE_CHUNK):
-            chunk = self._topics[start:start + partition.SUBSCRIBE_CHUNK]
-            client.subscribe([(topic, protocol.QOS) for topic in chunk])
-        # What the broker dropped (its queue for us full): data lost that only it can count.
-        client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
+    def _handle_connect(self, session_present: bool) -> None:
         shown = self._topics[0] if len(self._topics) == 1 else (
             f"{len(self._topics)} sites of partition {self.config.collector.partition}")
-        log.info("connected; subscribed to %s (session present: %s)", shown,
-                 flags.session_present)
+        log.info("connected; subscribed to %s (session present: %s)", shown, session_present)
         self._connected.set()
 
-    def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _handle_disconnect(self, failure: bool, reason: str) -> None:
         self._connected.clear()
-        if reason_code.is_failure:
-            log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+        if failure:
+            log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
         else:
             log.info("disconnected from broker")
 
-    def _handle_message(self, client, userdata, message) -> None:
-        if message.topic == BROKER_DROPPED_TOPIC:
-            self._broker_dropped(message.payload)
+    def _handle_message(self, topic: str, payload: bytes, mid: MessageId, qos: int) -> None:
+        if topic == BROKER_DROPPED_TOPIC:
+            self._broker_dropped(payload)
             return
         try:
-            self._ingest(message)
+            self._ingest(topic, payload)
         finally:  # rejected, duplicate or queued: acknowledged once the queue is stored
-            self._acks.append((self._handed_over, message.mid, message.qos))
+            self._acks.append((self._handed_over, mid, qos))
 
     def _broker_dropped(self, payload: bytes) -> None:
         try:
@@ -262,9 +261,9 @@ class Collector:
         except ValueError:
             log.warning("%s is not a number: %r", BROKER_DROPPED_TOPIC, payload[:40])
 
-    def _ingest(self, message) -> None:
+    def _ingest(self, topic: str, payload: bytes) -> None:
         self.metrics.received.inc()
-        device = device_of(message.topic)
+        device = device_of(topic)
         if device is not None and not self._limiter.allow(*device):
             # Before parsing: a flood costs a dictionary lookup, not a JSON decode.
             self.metrics.rejected.labels(RATE_LIMITED).inc()
@@ -275,7 +274,7 @@ class Collector:
                 f"{self._limiter.rate:g} messages/s (burst {self._limiter.burst:g}); its "
                 "messages are dropped until it slows down")
             return
-        decoded = self._decoder.decode(message.topic, message.payload)
+        decoded = self._decoder.decode(topic, payload)
         for rejection in decoded.rejections:
             self.metrics.rejected.labels(rejection.reason).inc()
             self._reject_log.warning(rejection.reason, f"rejected {rejection}")
@@ -322,10 +321,13 @@ class Collector:
 
     def _ack_stored(self) -> None:
         """PUBACK the messages whose samples have all reached the state store."""
+        done = []
         while self._acks and self._acks[0][0] <= self._stored:
             _, mid, qos = self._acks.popleft()
             if qos > 0:
-                self._client.ack(mid, qos)
+                done.append((mid, qos))
+        if done:
+            self._receiver.ack(done)
 
     def _take_batch(self) -> list[Sample]:
         batch: list[Sample] = []

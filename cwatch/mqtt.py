@@ -95,8 +95,13 @@ def make_client(broker: BrokerConfig, client_id: str, *, persistent_session: boo
 
 
 def connect_async(client: mqtt.Client, broker: BrokerConfig, *, persistent_session: bool,
-                  session_expiry_s: int = 7 * 86400) -> None:
-    """Start connecting in paho's loop; a persistent session outlives restarts on both protocols."""
+                  session_expiry_s: int = 7 * 86400,
+                  receive_maximum: Optional[int] = None) -> None:
+    """Start connecting in paho's loop; a persistent session outlives restarts on both protocols.
+
+    receive_maximum (MQTT 5): how many QoS 1 messages the broker may send before we
+    acknowledge them; MQTT 3.1.1 has no such limit (the broker's max_inflight_messages).
+    """
     import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -105,6 +110,8 @@ def connect_async(client: mqtt.Client, broker: BrokerConfig, *, persistent_sessi
         props = Properties(PacketTypes.CONNECT)
         # MQTT 5 drops a session at disconnect unless it is given an expiry.
         props.SessionExpiryInterval = session_expiry_s if persistent_session else 0
+        if receive_maximum is not None:
+            props.ReceiveMaximum = receive_maximum
         client.connect_async(broker.address.host, broker.address.port,
                              keepalive=broker.keepalive_s,
                              clean_start=not persistent_session, properties=props)

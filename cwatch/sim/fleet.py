@@ -172,10 +172,15 @@ def _hardware(rng: random.Random, role: str) -> Hardware:
 # --- building the fleet --------------------------------------------------------------
 
 
+def fleet_site_ids(scenario: Scenario) -> list[str]:
+    """The fleet's site ids: the scenario's own names, then xa-001, xa-002, ..."""
+    ids = list(scenario.site_names[:scenario.sites])
+    return ids + [f"xa-{n:03d}" for n in range(len(ids) + 1, scenario.sites + 1)]
+
+
 def build(scenario: Scenario, seed: int, start_ts: float) -> Fleet:
     rng = random.Random(seed)
-    site_ids = list(scenario.site_names[:scenario.sites])
-    site_ids += [f"xa-{n:03d}" for n in range(len(site_ids) + 1, scenario.sites + 1)]
+    site_ids = fleet_site_ids(scenario)
     sites = {sid: Site(sid, rtt_ms=rng.uniform(15, 60), loss_percent=rng.uniform(0, 0.5),
                        mbit_per_s=rng.uniform(8, 40)) for sid in site_ids}
     devices = _devices(scenario, site_ids, rng, start_ts)
