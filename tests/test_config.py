@@ -100,3 +100,12 @@ def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"cwatch collector: error: {tmp_path / 'nope.toml'}: file not found")
+
+
+def test_unknown_receiver_is_named_with_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "collector.toml"
+    path.write_text('[collector]\nreceiver = "fork"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        collector_config.load(path, {})
+    assert 'receiver must be "process" or "thread"' in str(caught.value)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
