@@ -358,8 +358,9 @@ def _add_admin_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--polls", nargs="+", default=[], metavar="DEVICE",
                      help="routers or switches this PC polls over SNMP/ping: it may publish "
                           "for them too (same site)")
-    add.add_argument("--broker-url", default="mqtts://mqtt.example.gov.vn:8883",
-                     help="what the agent connects to (default: %(default)s)")
+    add.add_argument("--broker-url", default="", metavar="URL",
+                     help="the broker as the agents reach it, e.g. "
+                          "mqtts://mqtt.dongnai.gov.vn:8883 (default: $CWATCH_BROKER_URL)")
     add.add_argument("--ca-file", default="", metavar="PATH",
                      help="where the agent finds the CA certificate of the broker's TLS "
                           "certificate, if not a public CA")

@@ -252,9 +252,10 @@ def test_the_agent_connects_over_tls_with_the_printed_config(secure: SecureBroke
 
 def test_a_removed_device_can_no_longer_log_in(secure: SecureBroker) -> None:
     files = ["--password-file", str(secure.password_file), "--acl-file", str(secure.acl_file)]
-    code, _, _ = admin("add-device", "an-phuoc", "pc-old", *files)
+    url = ["--broker-url", f"mqtts://127.0.0.1:{secure.tls_port}"]
+    code, _, _ = admin("add-device", "an-phuoc", "pc-old", *files, *url)
     assert code == 0
-    code, out, _ = admin("add-device", "an-phuoc", "pc-old", *files)  # a new password
+    code, out, _ = admin("add-device", "an-phuoc", "pc-old", *files, *url)  # a new password
     password = _printed_password(out)
     secure.broker.proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
@@ -280,11 +281,16 @@ def test_a_removed_device_can_no_longer_log_in(secure: SecureBroker) -> None:
     (["add-device", "an-phuoc", "pc-01", "--polls", "Router#1"], "device 'Router#1' must"),
     (["add-device", "an-phuoc", "pc-01", "--acl-file", "/nonexistent/cwatch.acl"],
      "/nonexistent/cwatch.acl: not found"),
+    (["add-device", "an-phuoc", "pc-01", "--broker-url", ""], "add-device needs --broker-url"),
+    (["add-device", "an-phuoc", "pc-01", "--broker-url", "http://broker:1883"],
+     "--broker-url: "),
 ])
 def test_admin_mistakes_are_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
     acl = tmp_path / "cwatch.acl"
     acl.write_text((DEPLOY / "cwatch.acl").read_text())
     defaults = ["--password-file", str(tmp_path / "passwd")]
+    if "--broker-url" not in args:
+        defaults += ["--broker-url", "mqtts://127.0.0.1:8883"]
     if "--acl-file" not in args:
         defaults += ["--acl-file", str(acl)]
     code, out, err = admin(*args, *defaults)

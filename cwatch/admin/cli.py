@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from cwatch.admin.accounts import (
     username,
 )
 from cwatch.admin.enrollment import TokenStore
-from cwatch.config import ConfigError
+from cwatch.config import BrokerURL, ConfigError
 
 RELOAD_HINT = ("reload the broker so it reads the files again: "
                "`systemctl reload mosquitto` (or `kill -HUP` its process)")
@@ -40,7 +41,20 @@ def _agent_snippet(args: argparse.Namespace, user: str, password: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _broker_url(args: argparse.Namespace) -> str:
+    url = args.broker_url or os.environ.get("CWATCH_BROKER_URL", "")
+    if not url:
+        raise ConfigError("add-device needs --broker-url (or $CWATCH_BROKER_URL): the "
+                          "broker as the agents reach it, e.g. mqtts://mqtt.dongnai.gov.vn:8883")
+    try:
+        BrokerURL.parse(url)
+    except ValueError as exc:
+        raise ConfigError(f"--broker-url: {exc}") from None
+    return url
+
+
 def _add_device(args: argparse.Namespace) -> int:
+    args.broker_url = _broker_url(args)  # before anything is written
     user = username(args.site, args.device)
     topics = polled_topics(args.site, args.polls)  # checks the polled ids too
     acl = AclFile(Path(args.acl_file))
