@@ -33,9 +33,23 @@ from cwatch.sim.fleet import fleet_site_ids
 CWATCH = str(Path(sys.executable).parent / "cwatch")
 
 
+SCRAPE_SECONDS: list[float] = []  # how long each /metrics took (Prometheus gives 10 s)
+
+
 def scrape(port: int) -> dict[str, list]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    """A collector's /metrics; retried while it is too busy to answer in a minute."""
+    for attempt in range(5):
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                        timeout=60) as response:
+                text = response.read().decode()
+            break
+        except OSError as exc:  # a timeout included
+            print(f"/metrics of :{port} failed ({exc}); retrying", file=sys.stderr)
+            if attempt == 4:
+                raise
+    SCRAPE_SECONDS.append(time.monotonic() - started)
     out: dict[str, list] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -62,6 +76,14 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
             return prev_le + (le - prev_le) * share
         prev_le, prev_count = le, count
     return None
+
+
+def cpu_s(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def rss_bytes(processes: list[psutil.Process]) -> int:
+    return sum(p.memory_info().rss for p in processes)
 
 
 def run(devices: int, sites: int, seconds: float, collectors: int, workdir: Path,
@@ -91,8 +113,10 @@ def run(devices: int, sites: int, seconds: float, collectors: int, workdir: Path
         for port in ports:
             wait_for_port("127.0.0.1", port, 30)
         time.sleep(1)
-        watched = [psutil.Process(p.pid) for p in procs]
-        cpu0 = [sum(p.cpu_times()[:2]) for p in watched]
+        # Each collector with its MQTT receiver process.
+        watched = [[parent, *parent.children(recursive=True)]
+                   for parent in (psutil.Process(p.pid) for p in procs)]
+        cpu0 = [cpu_s(family) for family in watched]
         began = time.monotonic()
         sim = subprocess.Popen([CWATCH, "sim", "--broker", broker.url, "--scenario",
                                 str(workdir / "scenario.toml"), "--duration", str(seconds),
@@ -100,7 +124,7 @@ def run(devices: int, sites: int, seconds: float, collectors: int, workdir: Path
                                stderr=subprocess.PIPE, text=True)
         rss = [0] * len(watched)
         while sim.poll() is None:
-            rss = [max(r, p.memory_info().rss) for r, p in zip(rss, watched)]
+            rss = [max(r, rss_bytes(family)) for r, family in zip(rss, watched)]
             time.sleep(2)
         stderr = sim.stderr.read() if sim.stderr else ""
         found = re.search(r"\((\d+) envelopes", stderr)
@@ -115,8 +139,8 @@ def run(devices: int, sites: int, seconds: float, collectors: int, workdir: Path
                 break
             time.sleep(1)
         drained_s = time.monotonic() - began
-        cpu = [sum(p.cpu_times()[:2]) - c for p, c in zip(watched, cpu0)]
-        rss = [max(r, p.memory_info().rss) for r, p in zip(rss, watched)]
+        cpu = [cpu_s(family) - c for family, c in zip(watched, cpu0)]
+        rss = [max(r, rss_bytes(family)) for r, family in zip(rss, watched)]
         buckets: dict[float, float] = {}
         for m in metrics:
             for labels, value in m.get("cwatch_ingest_delay_seconds_bucket", []):
@@ -188,6 +212,9 @@ def main() -> int:
               f"{r['drain_extra_s']:.0f} |")
     print("\nmissing: sent by the simulator but not taken in when the bench stopped waiting "
           f"({args.wait:g} s after the simulator); 0 means nothing was lost.")
+    if SCRAPE_SECONDS:
+        print(f"/metrics answered in {min(SCRAPE_SECONDS):.2f}-{max(SCRAPE_SECONDS):.2f} s "
+              f"({len(SCRAPE_SECONDS)} scrapes while waiting)")
     return 0
 
 

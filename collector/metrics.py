@@ -128,7 +128,9 @@ class PrioritiesCollector(Collector):
     """The upgrade ranking (collector/rules/priority.py) as gauges, for the Grafana table:
     a score and a rank per device (with its role, suggested action and why) and a score
     per site. The ranking reads every device's state, so it is computed at most once per
-    `max_age_s` however often Prometheus scrapes."""
+    `max_age_s` however often Prometheus scrapes, and off the scrape: a scrape that finds
+    it older gets the last one while a thread ranks again (65,000 devices take seconds
+    to rank, and Prometheus gives a scrape 10 s). Only the very first scrape waits."""
 
     def __init__(self, rank: Callable[[], dict[str, Any]], max_age_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -136,14 +138,33 @@ class PrioritiesCollector(Collector):
         self._max_age_s = max_age_s
         self._clock = clock
         self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one ranking at a time
+        self._refreshing: threading.Thread | None = None
+
+    def refresh_in_background(self) -> threading.Thread:
+        """Rank again in a thread (unless one is at it already); the thread is returned."""
+        with self._lock:
+            if self._refreshing is None or not self._refreshing.is_alive():
+                self._refreshing = threading.Thread(target=self._refresh, daemon=True,
+                                                    name="cwatch-priorities")
+                self._refreshing.start()
+            return self._refreshing
+
+    def _refresh(self) -> dict[str, Any]:
+        started = self._clock()
+        ranking = self._rank()
+        self._cached = (started, ranking)
+        return ranking
 
     def _ranking(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
-            if self._cached is None or now - self._cached[0] >= self._max_age_s:
-                self._cached = (now, self._rank())
-            return self._cached[1]
+        cached = self._cached
+        if cached is None:
+            self.refresh_in_background().join()
+            cached = self._cached
+            assert cached is not None
+        elif self._clock() - cached[0] >= self._max_age_s:
+            self.refresh_in_background()
+        return cached[1]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ranking = self._ranking()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -114,9 +115,11 @@ def test_upgrade_ranking_on_metrics_computed_at_most_once_a_minute() -> None:
     calls: list[float] = []
     now = [1000.0]
 
+    current = [ranking]
+
     def rank() -> dict[str, Any]:
         calls.append(now[0])
-        return ranking
+        return current[0]
 
     collector = PrioritiesCollector(rank, max_age_s=60, clock=lambda: now[0])
     scraped = _scrape(collector)
@@ -135,5 +138,10 @@ def test_upgrade_ranking_on_metrics_computed_at_most_once_a_minute() -> None:
     _scrape(collector)
     assert calls == [1000.0]  # cached
     now[0] += 1
-    _scrape(collector)
-    assert calls == [1000.0, 1060.0]
+    current[0] = {**ranking, "devices": ranking["devices"][:1]}
+    assert len(_scrape(collector)["cwatch_upgrade_priority_rank"]) == 2  # the last one ...
+    deadline = time.monotonic() + 10  # ... while a thread ranks again
+    while len(_scrape(collector)["cwatch_upgrade_priority_rank"]) != 1:
+        assert time.monotonic() < deadline, "the new ranking never came"
+        time.sleep(0.01)
+    assert calls == [1000.0, 1060.0]  # one ranking however many scrapes meanwhile
