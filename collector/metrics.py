@@ -36,6 +36,10 @@ class IngestMetrics:
             "Messages the broker dropped since it started, as it reports them in $SYS "
             "(mosquitto: queues full, e.g. max_queued_messages while the collector was "
             "away); a backlog batch is one message", registry=self.registry)
+        self.unassigned = Counter(
+            "cwatch_unassigned_site_messages",
+            "Status messages of sites in no collector's partition (missing from sites_file: "
+            "their data reaches no collector), by site", ["site"], registry=self.registry)
         self.duplicates = Counter(
             "cwatch_messages_duplicate",
             "Envelopes dropped as already seen (same site, device and seq)",

@@ -69,8 +69,16 @@ def site_names(path: Path) -> dict[str, str]:
             for row in csv.DictReader(lines)}
 
 
-def topics(partition: str, sites_file: str) -> list[str]:
-    """The topic filters of this collector's share of the sites."""
+def own_sites(partition: str, sites_file: str) -> set[str]:
     index, count = parse(partition)
-    mine = [site for site in read_sites(Path(sites_file)) if owner(site, count) == index]
-    return [f"{protocol.TOPIC_PREFIX}/{site}/+/+" for site in mine]
+    return {site for site in read_sites(Path(sites_file)) if owner(site, count) == index}
+
+
+def topics(partition: str, sites_file: str) -> list[str]:
+    """The topic filters of this collector's share of the sites, plus every device's
+    status: a few messages per device and day, and the only way to notice a site that
+    is in nobody's share (its data would go to no subscriber, silently)."""
+    channels = [channel for channel in protocol.CHANNELS if channel != protocol.STATUS]
+    return [f"{protocol.TOPIC_PREFIX}/{site}/+/{channel}"
+            for site in sorted(own_sites(partition, sites_file)) for channel in channels] + [
+        f"{protocol.TOPIC_PREFIX}/+/+/{protocol.STATUS}"]

@@ -76,6 +76,12 @@ class Collector:
                  on_reject: RejectSink | None = None) -> None:
         self.config = config
         self._topics = self.subscriptions()  # reads the sites file: fail before anything
+        section = config.collector
+        # With a partition: this collector's sites, and every site of the province.
+        self._own_sites = (partition.own_sites(section.partition, section.sites_file)
+                           if section.partition else None)
+        self._known_sites = (set(partition.read_sites(Path(section.sites_file)))
+                             if section.partition else set())
         self.metrics = IngestMetrics()
         self._decoder = Decoder()
         self._limiter = DeviceRateLimiter(config.collector.device_rate_per_s,
@@ -91,7 +97,6 @@ class Collector:
                                      registry=self.metrics.registry) if tsdb.enabled else None
         self.findings: FindingsStore | None = None
         self.engine: RuleEngine | None = None
-        section = config.collector
         if section.rules:
             ruleset = rule_spec.load(Path(section.rules_file) if section.rules_file else None)
             self.findings = FindingsStore(self.state)
@@ -234,8 +239,8 @@ class Collector:
     # --- MQTT thread -------------------------------------------------------------------
 
     def _handle_connect(self, session_present: bool) -> None:
-        shown = self._topics[0] if len(self._topics) == 1 else (
-            f"{len(self._topics)} sites of partition {self.config.collector.partition}")
+        shown = self._topics[0] if self._own_sites is None else (
+            f"{len(self._own_sites)} sites of partition {self.config.collector.partition}")
         log.info("connected; subscribed to %s (session present: %s)", shown, session_present)
         self._connected.set()
 
@@ -255,6 +260,16 @@ class Collector:
         finally:  # rejected, duplicate or queued: acknowledged once the queue is stored
             self._acks.append((self._handed_over, mid, qos))
 
+    def _not_ours(self, site: str, device: str) -> None:
+        if site in self._known_sites:
+            return  # another collector's: it stores it
+        self.metrics.unassigned.labels(site).inc()
+        self._reject_log.warning(
+            f"unassigned/{site}",
+            f"site {site!r} (device {device}) is in no collector's partition: its data "
+            f"reaches no collector; add it to sites_file {self.config.collector.sites_file} "
+            "on every collector and restart them")
+
     def _broker_dropped(self, payload: bytes) -> None:
         try:
             self.metrics.broker_dropped.set(int(payload))
@@ -264,6 +279,10 @@ class Collector:
     def _ingest(self, topic: str, payload: bytes) -> None:
         self.metrics.received.inc()
         device = device_of(topic)
+        if self._own_sites is not None and device is not None and \
+                device[0] not in self._own_sites:
+            self._not_ours(*device)  # a status of another partition's site
+            return
         if device is not None and not self._limiter.allow(*device):
             # Before parsing: a flood costs a dictionary lookup, not a JSON decode.
             self.metrics.rejected.labels(RATE_LIMITED).inc()

@@ -92,3 +92,39 @@ def test_two_collectors_split_a_simulated_province(mosquitto: Mosquitto, tmp_pat
     finally:
         for collector in collectors:
             collector.stop()
+
+
+def test_a_site_missing_from_the_sites_file_is_reported_by_every_collector(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    from mqtt_helpers import Publisher
+    from samples import envelope
+
+    from cwatch import protocol
+
+    sites_file = tmp_path / "sites.txt"
+    sites_file.write_text("\n".join(SITES) + "\n")  # "xa-new" is not in it
+    collectors = [start_collector(mosquitto, tmp_path, f"unassigned-{k}", partition=f"{k}/2",
+                                  sites_file=str(sites_file)) for k in (1, 2)]
+    publisher = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        for channel in ("status", "metrics"):
+            publisher.publish(f"cwatch/v1/xa-new/pc-01/{channel}", protocol.encode(
+                envelope(channel, site="xa-new", device="pc-01")))
+        # A known site's status reaches both collectors too; only its owner stores it.
+        publisher.publish(f"cwatch/v1/{SITES[0]}/pc-01/status", protocol.encode(
+            envelope("status", site=SITES[0], device="pc-01")))
+        owner = collectors[partition.owner(SITES[0], 2) - 1]
+        wait_until(lambda: owner.state.device(SITES[0], "pc-01") is not None, 10,
+                   "the owner stored the known site's status")
+        for collector in collectors:
+            wait_until(lambda c=collector: c.metrics.registry.get_sample_value(
+                "cwatch_unassigned_site_messages_total", {"site": "xa-new"}) == 1, 10,
+                "the unassigned site counted")
+            assert collector.state.device("xa-new", "pc-01") is None
+            assert collector.metrics.totals()["rejected"] == 0
+        other = collectors[2 - partition.owner(SITES[0], 2)]
+        assert other.state.device(SITES[0], "pc-01") is None
+    finally:
+        publisher.close()
+        for collector in collectors:
+            collector.stop()
