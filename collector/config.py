@@ -9,6 +9,7 @@ from pathlib import Path
 from alerts.config import AlertsSection
 from collector import partition
 from collector.reports.config import ReportSection
+from collector.store.spool import DEFAULT_MAX_BYTES
 from cwatch.config import load as load_config
 from cwatch.config import parse_host_port
 from cwatch.mqtt import BrokerConfig
@@ -86,9 +87,9 @@ class TsdbSection:
     # The writer's queue on disk, so that what the broker was told we have survives a
     # kill -9 or a restart while the database is down. "" = "<state_path>.tsdb-spool".
     spool_dir: str = ""
-    # Its bound; when full, the oldest data is dropped (counted). 4 GiB holds about a
+    # Its bound; when full, the oldest data is dropped (counted). 6 GiB holds about a
     # day of a province's points (docs/collector.md has the arithmetic).
-    spool_max_bytes: int = 4 << 30
+    spool_max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):

@@ -53,6 +53,8 @@ from typing import NamedTuple
 log = logging.getLogger(__name__)
 
 MAGIC = b"#cwatch-spool 1\n"
+# About a day of a province's points while the database is down (docs/collector.md).
+DEFAULT_MAX_BYTES = 6 << 30
 # A closed segment is at most about this big (compressed): what one drop removes when
 # the folder is full, and what the writer re-reads to skip to the cursor at a start.
 SEGMENT_MAX_BYTES = 8 << 20
@@ -448,7 +450,7 @@ class Spool:
                 return None  # the segment being appended to: nothing new yet
             with self._lock:
                 if seg.gone:  # dropped by the bound meanwhile: its lines were counted
-                    self._finish_reading()
+                    self._drop_reader()
                     continue
                 seg.taken += lines
                 self._waiting -= lines
@@ -565,18 +567,23 @@ class Spool:
             self._bytes = sum(s.size for s in segments)
             self._waiting = sum(s.lines for s in segments)
             self._inflight = 0
-            self._next_id = max((s.id for s in segments), default=0) + 1
         seg_id, records = self._read_cursor()
+        with self._lock:
+            # Never an id again, not even the cursor's: it must not match a new segment.
+            self._next_id = max([seg_id, *(s.id for s in segments)]) + 1
         if segments and segments[0].id == seg_id and records:
             self._skip_written(segments[0], records)
         if self._segments:
             log.info("time-series spool %s: %d lines in %d segment(s) from an earlier run; "
-                     "sending them first", self.path, self._waiting, len(segments))
+                     "sending them first", self.path, self._waiting, len(self._segments))
 
     def _skip_written(self, seg: _Segment, records: int) -> None:
         """Read past the records the cursor says an earlier run wrote; the reader stays
         there (or the segment goes, if that was all of it)."""
-        reader = _Reader(seg.path)
+        try:
+            reader = _Reader(seg.path)
+        except OSError:  # reported when the reader gets there
+            return
         lines = 0
         try:
             for _ in range(records):

@@ -40,7 +40,7 @@ from influxdb_client.rest import ApiException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from collector.ingest import Sample
-from collector.store.spool import MemoryQueue, Spool, SpoolError, Taken
+from collector.store.spool import DEFAULT_MAX_BYTES, MemoryQueue, Spool, SpoolError, Taken
 from cwatch import protocol
 from cwatch.config import ConfigError
 from cwatch.logutil import RateLimitedLog
@@ -409,8 +409,6 @@ def rewrite(doc_path: Path = DOC_PATH) -> bool:
 RETRY_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
 DROP_REASONS = ("queue_full", "rejected", "shutdown", "spool_error")
 ERROR_REASONS = ("unreachable", "http_error", "rejected")
-# About a day of a province's points during a database outage (docs/collector.md).
-DEFAULT_SPOOL_MAX_BYTES = 4 << 30
 
 
 class TimeSeriesWriter:
@@ -426,7 +424,7 @@ class TimeSeriesWriter:
                  flush_interval_s: float = 1.0, max_queue_lines: int = 2_000_000,
                  retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
                  timeout_s: float = 30.0, spool_dir: str | Path | None = None,
-                 spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES) -> None:
+                 spool_max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if batch_size < 1 or max_queue_lines < 1:
             raise ValueError("batch_size and max_queue_lines must be at least 1")
         self.url, self.org, self.bucket = url, org, bucket
@@ -647,19 +645,20 @@ class TimeSeriesWriter:
                 continue
             failures += 1
             with self._cond:
-                if self._stopping and self._queue.durable:
-                    self._queue.release(batch)  # it stays in the spool: no need to wait
-                    self._cond.notify_all()
-                    return
                 # Back off; a flush() or a stop() cuts the wait short (one retry at once),
                 # and nothing waits past the stop deadline.
                 kicks, stopping = self._kicks, self._stopping
                 wait_until = time.monotonic() + backoff * random.uniform(0.8, 1.2)
-                while self._kicks == kicks and self._stopping == stopping:
+                while (self._kicks == kicks and self._stopping == stopping
+                       and not (self._stopping and self._queue.durable)):
                     remaining = min(wait_until, self._stop_deadline) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+                if self._stopping and self._queue.durable:
+                    self._queue.release(batch)  # it stays in the spool: no retry at stop
+                    self._cond.notify_all()
+                    return
                 if self._past_stop_deadline():
                     self.dropped.labels("shutdown").inc(self._queue.release(batch))
                     self._cond.notify_all()

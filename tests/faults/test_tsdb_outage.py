@@ -31,7 +31,7 @@ from .helpers import (
 )
 
 OUTAGE_S = 15.0
-# The writer's spool bound (the collector's default is 4 GiB): small here, so that the
+# The writer's spool bound (the collector's default is 6 GiB): small here, so that the
 # outage overflows it and the drop accounting is exercised. Line protocol takes about
 # 15 bytes a line in the spool (compressed), so this holds some 1,000-1,500 lines.
 SPOOL_MAX_BYTES = 20_000
@@ -116,7 +116,7 @@ def test_tsdb_outage_buffers_retries_and_counts_what_it_drops(
     loss_report(Loss(
         f"TSDB down {OUTAGE_S:.0f} s", submitted, int(written), 0,
         int(dropped["queue_full"]), bound=f"writer spool {SPOOL_MAX_BYTES} bytes "
-        "(collector: 4 GiB), oldest segments dropped, "
+        "(collector: 6 GiB), oldest segments dropped, "
         "cwatch_tsdb_lines_dropped_total{queue_full}",
         unit="lines",
         notes=f"{len(samples)} samples ({total(produced)} metrics envelopes, all in the state "
