@@ -79,7 +79,7 @@ class Taken(NamedTuple):
     body: bytes | list[str]  # what the write API sends
     lines: int
     records: int
-    segment: _Segment | None
+    parts: tuple[tuple[_Segment, int, int], ...] = ()  # (segment, lines, records)
 
 
 class _Bad(Exception):
@@ -410,70 +410,83 @@ class Spool:
     # --- the reader ---------------------------------------------------------------------
 
     def take(self, max_lines: int) -> Taken | None:
-        """Up to max_lines lines (whole samples, at least one) from the oldest segment,
-        or None when there is nothing to send now."""
-        while True:
+        """Up to max_lines lines (whole samples, at least one), oldest first, across
+        segments; None when there is nothing to send now."""
+        records: list[bytes] = []
+        parts: list[tuple[_Segment, int, int]] = []  # (segment, lines, records) taken
+        total = 0
+        while total < max_lines:
             if self._broken is not None:
+                if records:
+                    break  # send what was whole first
                 self._give_up_segment(self._broken)
                 continue
             seg = self._reading()
             if seg is None:
-                return None
+                break
             with self._lock:
                 limit, left, closed = seg.size, seg.lines - seg.taken, seg.closed
-            records: list[bytes] = []
+            got: list[bytes] = []
             lines = 0
             try:
-                while lines < left:
+                while lines < left and total + lines < max_lines:
                     record = self._held or self._read(limit)
                     if record is None:
                         break
-                    if records and lines + record[0] > max_lines:
+                    if (records or got) and total + lines + record[0] > max_lines:
                         self._held = record
                         break
                     self._held = None
                     if lines + record[0] > left:
                         raise _Bad("more lines than the segment's count")
-                    records.append(record[1])
+                    got.append(record[1])
                     lines += record[0]
-                    if lines >= max_lines:
-                        break
             except _Bad as exc:
-                if not records:
+                if not (records or got):
                     self._give_up_segment(str(exc))
                     continue
-                self._broken = str(exc)  # send what was whole first
-            if not records:
+                self._broken = str(exc)
+            if not got:
+                if self._broken is not None:
+                    break
                 if closed and left <= 0:
                     self._finish_reading()
                     continue
                 if closed:
                     self._give_up_segment(f"the data ends {left} lines short")
                     continue
-                return None  # the segment being appended to: nothing new yet
+                break  # the segment being appended to: nothing new yet
             with self._lock:
                 if seg.gone:  # dropped by the bound meanwhile: its lines were counted
                     self._drop_reader()
                     continue
                 seg.taken += lines
                 self._waiting -= lines
-                self._inflight = lines
-            return Taken(b"\n".join(records), lines, len(records), seg)
+                self._inflight += lines
+            records += got
+            parts.append((seg, lines, len(got)))
+            total += lines
+            if self._held is not None or not (closed and lines == left):
+                break  # full, or the segment being appended to has no more yet
+        if not records:
+            return None
+        return Taken(b"\n".join(records), total, len(records), tuple(parts))
 
     def done(self, taken: Taken) -> None:
         """The batch is written (or refused for good): never send it again."""
-        seg = taken.segment
-        assert seg is not None
+        cursor = None
         with self._lock:
             self._inflight = 0
-            if seg.gone:
-                return
-            seg.settled += taken.lines
-            seg.records_done += taken.records
-            cursor = f"{seg.id} {seg.records_done}\n"
-            if seg.closed and seg.settled >= seg.lines:
-                self._delete(seg)
-        self._write_cursor(cursor)
+            for seg, lines, records in taken.parts:
+                if seg.gone:
+                    continue
+                seg.settled += lines
+                seg.records_done += records
+                cursor = f"{seg.id} {seg.records_done}\n"
+                if seg.closed and seg.settled >= seg.lines:
+                    self._delete(seg)
+        if cursor is not None:
+            self._write_cursor(cursor)
 
     def release(self, taken: Taken) -> int:
         """Stopping with the batch unwritten: it stays in the spool (0 lines lost)."""
@@ -723,7 +736,7 @@ class MemoryQueue:
                 lines += count
             self._waiting -= lines
             self._inflight = lines
-        return Taken(batch, lines, len(batch), None)
+        return Taken(batch, lines, len(batch))
 
     def done(self, taken: Taken) -> None:
         with self._lock:
