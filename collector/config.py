@@ -9,6 +9,7 @@ from pathlib import Path
 from alerts.config import AlertsSection
 from collector import partition
 from collector.reports.config import ReportSection
+from collector.store.spool import DEFAULT_MAX_BYTES
 from cwatch.config import load as load_config
 from cwatch.config import parse_host_port
 from cwatch.mqtt import BrokerConfig
@@ -77,6 +78,9 @@ class CollectorSection:
                                  "print(secrets.token_urlsafe(24))'`)")
 
 
+SPOOL_MIN_BYTES = 1 << 20
+
+
 @dataclasses.dataclass(frozen=True)
 class TsdbSection:
     enabled: bool = True
@@ -85,10 +89,23 @@ class TsdbSection:
     org: str = "cwatch"
     bucket: str = "cwatch"
     token: str = ""
+    # The writer's queue on disk, so that what the broker was told we have survives a
+    # kill -9 or a restart while the database is down. "" = "<state_path>.tsdb-spool".
+    spool_dir: str = ""
+    # Its bound; when full, the oldest data is dropped (counted). 6 GiB holds about a
+    # day of a province's points (docs/collector.md has the arithmetic).
+    spool_max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        if self.spool_max_bytes < SPOOL_MIN_BYTES:
+            raise ValueError(f"spool_max_bytes must be at least {SPOOL_MIN_BYTES} (1 MiB), "
+                             f"got {self.spool_max_bytes}")
+
+    def spool_path(self, state_path: str) -> str:
+        """The spool folder: spool_dir, or next to the state file."""
+        return self.spool_dir or f"{state_path}.tsdb-spool"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,8 +93,10 @@ class Collector:
             self._dedup.load(site, device, ranges)
         self.metrics.registry.register(FleetCollector(self.state.counts_by_site))
         tsdb = config.tsdb
-        self.tsdb = TimeSeriesWriter(tsdb.url, tsdb.org, tsdb.bucket, tsdb.token,
-                                     registry=self.metrics.registry) if tsdb.enabled else None
+        self.tsdb = TimeSeriesWriter(
+            tsdb.url, tsdb.org, tsdb.bucket, tsdb.token, registry=self.metrics.registry,
+            spool_dir=tsdb.spool_path(config.collector.state_path),
+            spool_max_bytes=tsdb.spool_max_bytes) if tsdb.enabled else None
         self.findings: FindingsStore | None = None
         self.engine: RuleEngine | None = None
         if section.rules:
@@ -320,9 +322,8 @@ class Collector:
                 time.sleep(STORE_POLL_S)
                 continue
             try:
-                if self.tsdb is not None:
-                    for sample in batch:
-                        self.tsdb.submit(sample)
+                if self.tsdb is not None:  # on disk before the batch is acknowledged
+                    self.tsdb.submit_many(batch)
                 for sample, exc in self.state.apply_many(batch):
                     log.error("state update failed for a %s sample from %s/%s: %s",
                               sample.channel, sample.site, sample.device, exc)

@@ -1,8 +1,11 @@
 """Samples -> InfluxDB line protocol -> VictoriaMetrics (or InfluxDB 2.x), in batches.
 
-    MQTT thread: TimeSeriesWriter.submit(sample) -> to_lines(sample) -> bounded queue
-                 (full: the oldest samples' lines are dropped and counted)
-    writer thread: up to batch_size lines -> SYNCHRONOUS write API -> 204
+    store worker: TimeSeriesWriter.submit_many(batch) -> to_lines(sample) -> the spool
+                 on disk (store/spool.py: one write per batch, before the batch's MQTT
+                 messages are acknowledged), bounded in bytes (full: the oldest
+                 segments are dropped and counted); in memory without a spool folder
+    writer thread: up to batch_size lines, oldest first -> SYNCHRONOUS write API -> 204
+                 -> only then removed from the spool
                  connection refused, timeout, 5xx: keep the batch, retry with backoff
                  4xx (the data was refused): log, drop that batch (counted), go on
 
@@ -27,8 +30,7 @@ import re
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,9 @@ from influxdb_client.rest import ApiException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from collector.ingest import Sample
+from collector.store.spool import DEFAULT_MAX_BYTES, MemoryQueue, Spool, SpoolError, Taken
 from cwatch import protocol
+from cwatch.config import ConfigError
 from cwatch.logutil import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -403,33 +407,33 @@ def rewrite(doc_path: Path = DOC_PATH) -> bool:
 # Any other 4xx means the data (or the request) was refused: the batch is dropped so
 # that one bad line cannot block the stream.
 RETRY_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
-DROP_REASONS = ("queue_full", "rejected", "shutdown")
+DROP_REASONS = ("queue_full", "rejected", "shutdown", "spool_error")
 ERROR_REASONS = ("unreachable", "http_error", "rejected")
 
 
 class TimeSeriesWriter:
-    """Queues lines on submit() (cheap, never blocks on the network) and writes them
-    from its own thread in batches with the SYNCHRONOUS write API of influxdb-client."""
+    """Queues lines on submit_many() (never waits for the network) and writes them from
+    its own thread in batches with the SYNCHRONOUS write API of influxdb-client.
+
+    With spool_dir the queue is on disk (collector/store/spool.py): lines are there when
+    submit_many() returns, survive a kill and a restart, and are bounded by
+    spool_max_bytes. Without it the queue is in memory, bounded by max_queue_lines."""
 
     def __init__(self, url: str, org: str, bucket: str, token: str = "",
                  registry: CollectorRegistry | None = None, *, batch_size: int = 5000,
                  flush_interval_s: float = 1.0, max_queue_lines: int = 2_000_000,
                  retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, spool_dir: str | Path | None = None,
+                 spool_max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if batch_size < 1 or max_queue_lines < 1:
             raise ValueError("batch_size and max_queue_lines must be at least 1")
         self.url, self.org, self.bucket = url, org, bucket
         self._token = token
         self._batch_size = batch_size
         self._flush_interval = flush_interval_s
-        self._max_lines = max_queue_lines
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._timeout_s = timeout_s
-        # (line count, lines joined by "\n"), one entry per sample, oldest first.
-        self._chunks: deque[tuple[int, str]] = deque()
-        self._queued = 0  # lines in _chunks
-        self._inflight = 0  # lines in the batch being written (or retried)
         self._cond = threading.Condition()
         self._flushers = 0  # flush() calls waiting: do not sit on a partial batch
         self._kicks = 0  # bumped by flush(): cut one backoff wait short
@@ -447,66 +451,84 @@ class TimeSeriesWriter:
             registry=self.registry)
         self.dropped = Counter(
             "cwatch_tsdb_lines_dropped",
-            "Lines never written: queue_full (oldest dropped), rejected (the database "
-            "refused the batch with a 4xx), shutdown (still queued at stop)", ["reason"],
-            registry=self.registry)
+            "Lines never written: queue_full (the queue or spool was full: oldest dropped), "
+            "rejected (the database refused the batch with a 4xx), shutdown (still queued "
+            "at stop, without a spool), spool_error (the spool could not be written or "
+            "read)", ["reason"], registry=self.registry)
         self.errors = Counter(
             "cwatch_tsdb_write_errors",
             "Failed write requests: unreachable and http_error are retried, rejected is "
             "dropped", ["reason"], registry=self.registry)
-        self.queue_lines = Gauge(
-            "cwatch_tsdb_queue_lines", "Lines waiting to be written (queued and in flight)",
-            registry=self.registry)
-        self.queue_lines.set_function(lambda: self._queued + self._inflight)
-        self.write_seconds = Histogram(
-            "cwatch_tsdb_write_seconds", "Duration of one write request (one batch)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry)
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
         for reason in ERROR_REASONS:
             self.errors.labels(reason)
+        self._queue: Spool | MemoryQueue
+        if spool_dir is None:
+            self._queue = MemoryQueue(max_queue_lines, self._lost)
+        else:
+            try:
+                self._queue = Spool(spool_dir, spool_max_bytes, self._lost)
+            except SpoolError as exc:  # one line at start, as a config error is
+                raise ConfigError(f"[tsdb] spool_dir: {exc}") from None
+        self.queue_lines = Gauge(
+            "cwatch_tsdb_queue_lines",
+            "Lines waiting to be written (queued or spooled, and in flight)",
+            registry=self.registry)
+        self.queue_lines.set_function(lambda: self._queue.pending)
+        self.spool_bytes = Gauge(
+            "cwatch_tsdb_spool_bytes",
+            "Bytes of the on-disk spool of lines waiting to be written (compressed; "
+            "0 without a spool)", registry=self.registry)
+        self.spool_bytes.set_function(lambda: self._queue.nbytes)
+        self.write_seconds = Histogram(
+            "cwatch_tsdb_write_seconds", "Duration of one write request (one batch)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry)
+
+    @property
+    def spool_dir(self) -> Path | None:
+        return self._queue.path if isinstance(self._queue, Spool) else None
 
     # --- any thread --------------------------------------------------------------------
 
     def submit(self, sample: Sample) -> None:
-        """Queue the sample's lines; drops the oldest lines when the queue is full."""
-        try:
-            lines = to_lines(sample)
-        except Exception:  # a converter bug must not break the MQTT thread
-            if self._submit_log.warning("convert", "cannot convert a sample to lines"):
-                log.exception("%s sample from %s/%s", sample.channel, sample.site,
-                              sample.device)
+        """Queue one sample's lines (see submit_many)."""
+        self.submit_many((sample,))
+
+    def submit_many(self, samples: Iterable[Sample]) -> None:
+        """Queue the samples' lines; with a spool they are in the OS's hands (one
+        write) when this returns. A full queue or spool drops the oldest lines."""
+        chunks: list[tuple[int, str]] = []
+        for sample in samples:
+            try:
+                lines = to_lines(sample)
+            except Exception:  # a converter bug must not break the store worker
+                if self._submit_log.warning("convert", "cannot convert a sample to lines"):
+                    log.exception("%s sample from %s/%s", sample.channel, sample.site,
+                                  sample.device)
+                continue
+            if lines:
+                chunks.append((len(lines), "\n".join(lines)))
+        if not chunks:
             return
-        if not lines:
+        before = self._queue.waiting
+        if self._stopping or not self._queue.append(chunks):
+            self.dropped.labels("shutdown").inc(sum(count for count, _ in chunks))
             return
-        count, dropped = len(lines), 0
-        with self._cond:
-            if self._stopping:
-                self.dropped.labels("shutdown").inc(count)
-                return
-            self._chunks.append((count, "\n".join(lines)))
-            self._queued += count
-            while self._queued > self._max_lines:
-                oldest, _ = self._chunks.popleft()
-                self._queued -= oldest
-                dropped += oldest
-            if self._queued >= self._batch_size > self._queued - count:
+        if self._queue.waiting >= self._batch_size > before:
+            with self._cond:
                 self._cond.notify_all()  # a batch just filled up: no need to wait
-        if dropped:
-            self.dropped.labels("queue_full").inc(dropped)
-            self._submit_log.warning(
-                "queue_full", f"time-series queue full ({self._max_lines} lines): dropped "
-                              f"the oldest {dropped} lines")
 
     @property
     def queued_lines(self) -> int:
-        """Lines not written yet (queued and in flight)."""
-        return self._queued + self._inflight
+        """Lines not written yet (queued or spooled, and in flight)."""
+        return self._queue.pending
 
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._queue.open()  # again, after a stop()
         self._client = InfluxDBClient(url=self.url, token=self._token or None, org=self.org,
                                       timeout=int(self._timeout_s * 1000))
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
@@ -515,7 +537,8 @@ class TimeSeriesWriter:
             self._stop_deadline = math.inf
         self._thread = threading.Thread(target=self._run, name="cwatch-tsdb", daemon=True)
         self._thread.start()
-        log.info("writing time series to %s (bucket %s)", self.url, self.bucket)
+        log.info("writing time series to %s (bucket %s)%s", self.url, self.bucket,
+                 f", spool {self.spool_dir}" if self.spool_dir else "")
 
     def flush(self, timeout_s: float) -> bool:
         """Write what is queued now, without waiting for a full batch (and retry at once
@@ -526,7 +549,7 @@ class TimeSeriesWriter:
             self._kicks += 1
             self._cond.notify_all()
             try:
-                while self._queued or self._inflight:
+                while self._queue.pending:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._thread is None:
                         return False
@@ -536,8 +559,9 @@ class TimeSeriesWriter:
                 self._flushers -= 1
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Write what can be written within timeout_s, then stop; the rest is counted as
-        dropped (reason shutdown)."""
+        """Write what can be written within timeout_s, then stop. Without a spool the
+        rest is counted as dropped (reason shutdown); with one it stays there for the
+        next start (and a failed write is not retried: nothing is lost by leaving)."""
         thread = self._thread
         with self._cond:
             self._stopping = True
@@ -549,64 +573,75 @@ class TimeSeriesWriter:
                 log.warning("time-series writer still busy after %g s; leaving it", timeout_s)
                 return
         self._thread = None
+        left = self._queue.close()
         with self._cond:
-            left = self._queued
-            self._chunks.clear()
-            self._queued = 0
             self._cond.notify_all()
-        if left:
+        if left and self._queue.durable:
+            log.info("%d time-series lines stay in the spool %s for the next start", left,
+                     self.spool_dir)
+        elif left:
             self.dropped.labels("shutdown").inc(left)
             log.warning("%d time-series lines not written at stop", left)
         if self._client is not None:
             self._client.close()
             self._client = None
 
+    def _lost(self, reason: str, lines: int, message: str) -> None:
+        """The queue dropped lines for good (or found a damaged spool file)."""
+        if lines:
+            self.dropped.labels(reason).inc(lines)
+        if reason == "queue_full":  # may happen at every batch while full
+            self._submit_log.warning(reason, message)
+        else:
+            log.warning("%s", message)
+
     # --- writer thread -----------------------------------------------------------------
 
-    def _take(self) -> list[str] | None:
+    def _take(self) -> Taken | None | bool:
         """Wait for a full batch (or flush_interval, a flush() or stop), then take up to
-        batch_size lines, whole samples only. None: stopping and nothing left."""
+        batch_size lines, whole samples only. None: stop now; False: nothing yet."""
+        queue = self._queue
         with self._cond:
             deadline = time.monotonic() + self._flush_interval
-            while not (self._stopping or self._queued >= self._batch_size
-                       or (self._flushers and self._queued)):
+            while not (self._stopping or queue.waiting >= self._batch_size
+                       or (self._flushers and queue.waiting)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if self._queued:
+                    if queue.waiting:
                         break
                     remaining = self._flush_interval  # idle: wait for the first line
                     deadline = time.monotonic() + remaining
                 self._cond.wait(remaining)
-            if not self._chunks:
-                return None if self._stopping else []
-            batch, lines = [], 0
-            while self._chunks and (not batch or lines + self._chunks[0][0] <= self._batch_size):
-                count, text = self._chunks.popleft()
-                batch.append(text)
-                lines += count
-            self._queued -= lines
-            self._inflight = lines
-            return batch
+            if self._stopping and (not queue.waiting or self._past_stop_deadline()):
+                return None
+        # Outside the lock: reading the spool is disk I/O.
+        taken = queue.take(self._batch_size)
+        if taken is None:  # lines counted but none readable (a skipped bad segment)
+            with self._cond:
+                self._cond.wait(0.05)  # do not spin
+            return False
+        return taken
 
     def _run(self) -> None:
         backoff = self._retry_initial
         failures = 0
-        batch: list[str] | None = []
+        batch: Taken | None = None
         while True:
-            if not batch:
-                batch = self._take()
-                if batch is None:
+            if batch is None:
+                taken = self._take()
+                if taken is None:
                     return
-                if not batch:
+                if taken is False:
                     continue
+                batch = taken
             outcome = self._write(batch)
             if outcome != "retry":
                 if failures and outcome == "ok":
                     log.info("time-series writes resumed after %d failed attempts", failures)
+                self._queue.done(batch)
                 with self._cond:
-                    self._inflight = 0
                     self._cond.notify_all()
-                batch, backoff, failures = [], self._retry_initial, 0
+                batch, backoff, failures = None, self._retry_initial, 0
                 continue
             failures += 1
             with self._cond:
@@ -614,28 +649,31 @@ class TimeSeriesWriter:
                 # and nothing waits past the stop deadline.
                 kicks, stopping = self._kicks, self._stopping
                 wait_until = time.monotonic() + backoff * random.uniform(0.8, 1.2)
-                while self._kicks == kicks and self._stopping == stopping:
+                while (self._kicks == kicks and self._stopping == stopping
+                       and not (self._stopping and self._queue.durable)):
                     remaining = min(wait_until, self._stop_deadline) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-                if self._past_stop_deadline():
-                    left = self._inflight
-                    self._inflight = 0
+                if self._stopping and self._queue.durable:
+                    self._queue.release(batch)  # it stays in the spool: no retry at stop
                     self._cond.notify_all()
-                    self.dropped.labels("shutdown").inc(left)
+                    return
+                if self._past_stop_deadline():
+                    self.dropped.labels("shutdown").inc(self._queue.release(batch))
+                    self._cond.notify_all()
                     return
             backoff = min(backoff * 2, self._retry_max)
 
     def _past_stop_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= self._stop_deadline
 
-    def _write(self, batch: list[str]) -> str:
+    def _write(self, batch: Taken) -> str:
         """'ok', 'retry' (batch kept) or 'dropped'."""
-        lines = self._inflight
+        lines = batch.lines
         started = time.perf_counter()
         try:
-            self._write_api.write(bucket=self.bucket, org=self.org, record=batch,
+            self._write_api.write(bucket=self.bucket, org=self.org, record=batch.body,
                                   write_precision=WritePrecision.MS)
         except ApiException as exc:
             self.write_seconds.observe(time.perf_counter() - started)
@@ -650,7 +688,7 @@ class TimeSeriesWriter:
                 self._write_log.warning(
                     "rejected", f"time-series database refused a batch of {lines} lines "
                                 f"(HTTP {status}: {body}); dropped it. First line: "
-                                f"{batch[0].partition(chr(10))[0][:300]}")
+                                f"{_first_line(batch.body)[:300]}")
                 return "dropped"
             self.errors.labels("http_error").inc()
             self._write_log.warning(
@@ -668,6 +706,12 @@ class TimeSeriesWriter:
         self.write_seconds.observe(time.perf_counter() - started)
         self.written.inc(lines)
         return "ok"
+
+
+def _first_line(body: bytes | list[str]) -> str:
+    if isinstance(body, bytes):
+        return body.partition(b"\n")[0].decode("utf-8", "replace")
+    return body[0].partition("\n")[0] if body else ""
 
 
 if __name__ == "__main__":

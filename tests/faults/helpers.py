@@ -372,6 +372,20 @@ def read_journal(path: Path) -> list[Stored]:
     return out
 
 
+def produced_keys(produced: dict[Key, dict[int, float]]) -> set[tuple[str, str, int, float]]:
+    """(site, device, seq, ts) of every produced envelope."""
+    return {(site, device, seq, ts) for (site, device), seqs in produced.items()
+            for seq, ts in seqs.items()}
+
+
+def stored_keys(journal: Path, channel: str = "metrics") -> Counter[tuple[str, str, int, float]]:
+    """(site, device, seq, ts) of what the journal says the state store got, counted."""
+    if not journal.exists():
+        return Counter()
+    return Counter((e.site, e.device, e.seq, e.ts) for e in read_journal(journal)
+                   if e.channel == channel)
+
+
 def daily_samples(state_path: Path) -> dict[Key, int]:
     """Metrics samples counted in the state store's daily roll-ups, per device."""
     db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)

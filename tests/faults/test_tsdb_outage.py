@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import Received
@@ -31,9 +31,10 @@ from .helpers import (
 )
 
 OUTAGE_S = 15.0
-# The writer's queue bound (the collector's is 2,000,000 lines, about 400 MB): small
-# here, so that the outage overflows it and the drop accounting is exercised.
-MAX_QUEUE_LINES = 1500
+# The writer's spool bound (the collector's default is 6 GiB): small here, so that the
+# outage overflows it and the drop accounting is exercised. Line protocol takes about
+# 15 bytes a line in the spool (compressed), so this holds some 1,000-1,500 lines.
+SPOOL_MAX_BYTES = 20_000
 _UNESCAPED_SPACE = re.compile(r"(?<!\\) ")
 
 
@@ -46,8 +47,11 @@ def points(line: str) -> int:
 def test_tsdb_outage_buffers_retries_and_counts_what_it_drops(
         mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, loss_report) -> None:
-    monkeypatch.setattr(service, "TimeSeriesWriter",
-                        functools.partial(TimeSeriesWriter, max_queue_lines=MAX_QUEUE_LINES))
+    def small_spool(*args: Any, **kwargs: Any) -> TimeSeriesWriter:
+        # (below the 1 MiB that [tsdb] spool_max_bytes accepts)
+        return TimeSeriesWriter(*args, **{**kwargs, "spool_max_bytes": SPOOL_MAX_BYTES})
+
+    monkeypatch.setattr(service, "TimeSeriesWriter", small_spool)
     received = Received()
     collector = start_collector(mosquitto, tmp_path, "faults-tsdb", sinks=[received],
                                 tsdb_url=victoria_metrics.url)
@@ -66,14 +70,20 @@ def test_tsdb_outage_buffers_retries_and_counts_what_it_drops(
         victoria_metrics.stop()
         time.sleep(OUTAGE_S)
         waiting = value("cwatch_tsdb_queue_lines")
+        spooled = value("cwatch_tsdb_spool_bytes")
+        assert 0 < spooled <= SPOOL_MAX_BYTES
         failures = value("cwatch_tsdb_write_errors_total", reason="unreachable")
         assert failures >= 2 and waiting > 0
         written_before = value("cwatch_tsdb_lines_written_total")
+        dropped_before = value("cwatch_tsdb_lines_dropped_total", reason="queue_full")
         victoria_metrics.start()  # same port, same data
         # Nobody kicks the writer (no flush()): its own retry must find the database.
+        # Caught up: every line waiting at the end of the outage is written, or was
+        # dropped since (the agents' backlog keeps the spool full until the retry).
         recovered = wait_until(
-            lambda: value("cwatch_tsdb_lines_written_total") >= written_before + waiting,
-            40, "the writer catches up by itself", poll_s=0.1)
+            lambda: value("cwatch_tsdb_lines_written_total") - written_before
+            + value("cwatch_tsdb_lines_dropped_total", reason="queue_full") - dropped_before
+            >= waiting, 40, "the writer catches up by itself", poll_s=0.1)
         fleet.hold_and_drain(60)
         produced = fleet.produced()
         wait_until(lambda: covered(produced, received_metrics(received)), 20,
@@ -109,11 +119,13 @@ def test_tsdb_outage_buffers_retries_and_counts_what_it_drops(
         key: len(seqs) for key, seqs in produced.items()}
     loss_report(Loss(
         f"TSDB down {OUTAGE_S:.0f} s", submitted, int(written), 0,
-        int(dropped["queue_full"]), bound=f"writer queue {MAX_QUEUE_LINES} lines "
-        "(collector: 2,000,000), oldest dropped, cwatch_tsdb_lines_dropped_total{queue_full}",
+        int(dropped["queue_full"]), bound=f"writer spool {SPOOL_MAX_BYTES} bytes "
+        "(collector: 6 GiB), oldest segments dropped, "
+        "cwatch_tsdb_lines_dropped_total{queue_full}",
         unit="lines",
         notes=f"{len(samples)} samples ({total(produced)} metrics envelopes, all in the state "
               f"store), {len(missing)} of them dropped from the time series; VM values "
-              f"{stored_points} == submitted minus dropped; {waiting:.0f} lines waiting and "
+              f"{stored_points} == submitted minus dropped; {waiting:.0f} lines waiting "
+              f"({spooled:.0f} bytes in the spool) and "
               f"{failures:.0f} failed writes at the end of the outage; caught up {recovered:.1f}"
               " s after the database was back (retry backoff 0.5 s doubling to 30 s)"))
