@@ -23,11 +23,13 @@ import bisect
 import datetime as dt
 import functools
 import math
+import multiprocessing
 import operator
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ RECENT_REBOOTS = 10  # how many device() lists
 
 PERCENT_BUCKETS = 101  # 0..100: value v counts in bucket round(v), so p95 is exact to 1 %
 BULK_MMAP_BYTES = 1 << 40  # at most, for usage_between: SQLite maps no more than the file
+USAGE_PART_DEVICES = 20_000  # usage_between's least share of a worker process
 
 # RTT histogram: bucket 0 holds rtt < 1 ms; bucket i >= 1 holds
 # 10**((i-1)/20) <= rtt < 10**(i/20) ms: 20 buckets per decade (each about 12 % wide),
@@ -231,6 +234,9 @@ class StateStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._db = self._open(str(path))
+        # The file, for connections of usage_between's own; None for an in-memory store.
+        self._path = None if str(path) == ":memory:" or str(path).startswith("file:") \
+            else str(Path(path).resolve())
 
     # --- connection -------------------------------------------------------------------
 
@@ -638,49 +644,48 @@ class StateStore:
         return self.usage_between(day, "9999-12-31")
 
     def usage_between(self, first_day: str | dt.date, last_day: str | dt.date,
-                      high_percent: int = 90) -> dict[tuple[str, str], dict[str, Any]]:
+                      high_percent: int = 90, *, workers: int = 1
+                      ) -> dict[tuple[str, str], dict[str, Any]]:
         """Each device's roll-ups of the UTC days first_day..last_day merged: days,
         samples, CPU and memory p95, swap-in samples, fullest disk, and `mem_high_samples`:
         samples with memory at high_percent or more (how long the user waited on it).
-        Built for a whole province or country at once (the procurement report: 3.9
-        million days of a country in seconds): SQLite adds up each device's days and
-        strings its histograms together, one row per device, and numpy parses and sums
-        those a thousand devices at a time (collector/store/histograms.py)."""
-        from collector.store import histograms  # numpy, only where roll-ups are merged
-
-        # group_concat: the one SQLite-only function here (PostgreSQL: string_agg); the
-        # order of the days in it does not matter to a sum.
-        query = ("SELECT site, device, COUNT(*), SUM(samples), SUM(swap_in_samples), "
-                 "MAX(disk_used_max), group_concat(cpu_hist, ''), "
-                 "group_concat(mem_hist, '') FROM device_daily WHERE day >= ? AND day <= ? "
-                 "GROUP BY site, device")
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        with self._lock, self._mapped():
-            cursor = self._db.execute(query, (_day_text(first_day), _day_text(last_day)))
-            while rows := cursor.fetchmany(1000):
-                days = [row[2] for row in rows]
-                cpu = histograms.sum_days([row[6] for row in rows], days, PERCENT_BUCKETS)
-                mem = histograms.sum_days([row[7] for row in rows], days, PERCENT_BUCKETS)
-                high = mem[:, high_percent:].sum(axis=1).tolist()
-                for row, mem_high, cpu_p95, mem_p95 in zip(
-                        rows, high, histograms.percentiles(cpu, 95),
-                        histograms.percentiles(mem, 95)):
-                    merged[(row[0], row[1])] = {
-                        "days": row[2], "samples": row[3], "swap_in_samples": row[4],
-                        "disk_used_max": row[5], "mem_high_samples": mem_high,
-                        "cpu_p95": cpu_p95, "mem_p95": mem_p95}
+        Built for a whole province or country at once (the procurement report: a
+        country's 3.9 million days): SQLite adds up each device's days and strings its
+        histograms together, one row per device, and numpy parses and sums those
+        (merge_usage). It reads on a connection of its own, so the collector's writes go
+        on meanwhile; `workers` > 1 shares the devices of a big fleet, by site, among
+        that many processes (the parsing takes a core's full time)."""
+        first, last = _day_text(first_day), _day_text(last_day)
+        if self._path is None:  # in memory: only this connection sees the data
+            with self._lock:
+                return merge_usage(self._db, first, last, high_percent)
+        parts = self._site_ranges(workers) if workers > 1 else [(None, None)]
+        if len(parts) == 1:
+            return _usage_part(self._path, first, last, high_percent, None, None)
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=_process_context()) as pool:
+            futures = [pool.submit(_usage_part, self._path, first, last, high_percent, *part)
+                       for part in parts[1:]]
+            merged = _usage_part(self._path, first, last, high_percent, *parts[0])
+            for future in futures:  # site ranges in order: the devices stay in order
+                merged.update(future.result())
         return merged
 
-    @contextmanager
-    def _mapped(self) -> Iterator[None]:
-        """Reads through a memory map meanwhile: a GROUP BY in device order jumps about a
-        file written day by day, which costs twice as long through the page cache."""
-        (before,) = self._db.execute("PRAGMA mmap_size").fetchone()
-        self._db.execute(f"PRAGMA mmap_size = {BULK_MMAP_BYTES}")
-        try:
-            yield
-        finally:
-            self._db.execute(f"PRAGMA mmap_size = {int(before)}")
+    def _site_ranges(self, workers: int) -> list[tuple[str | None, str | None]]:
+        """[low, high) site ranges with about as many devices each, one per worker, at
+        least USAGE_PART_DEVICES devices each (a process costs a few tenths of a second)."""
+        with self._lock:
+            sizes = self._db.execute(
+                "SELECT site, COUNT(*) FROM devices GROUP BY site ORDER BY site").fetchall()
+        total = sum(n for _, n in sizes)
+        parts = max(1, min(workers, total // USAGE_PART_DEVICES))
+        bounds: list[str | None] = [None]
+        running = 0
+        for site, n in sizes:
+            if running >= total * len(bounds) / parts and len(bounds) < parts:
+                bounds.append(site)
+            running += n
+        bounds.append(None)
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def unexpected_reboots_between(self, since_ts: float,
                                    until_ts: float) -> dict[tuple[str, str], int]:
@@ -782,6 +787,62 @@ class StateStore:
                 "rtt_hist": rtt, "down": down,
             })
         return out
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Fork where that is safe (one thread: the report's command): quick, and a script
+    without an `if __name__ == "__main__"` guard still works; else spawn, as a process
+    with threads (the collector) must not be forked."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _usage_part(path: str, first: str, last: str, high_percent: int, low: str | None,
+                high: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """usage_between for the sites in [low, high) (None: no bound), on a read-only
+    connection of its own, reading through a memory map: the GROUP BY follows the
+    devices about a file written day by day, twice as slow through read() calls."""
+    db = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute(f"PRAGMA mmap_size = {BULK_MMAP_BYTES}")
+        return merge_usage(db, first, last, high_percent, low, high)
+    finally:
+        db.close()
+
+
+def merge_usage(db: sqlite3.Connection, first: str, last: str, high_percent: int,
+                low: str | None = None, high: str | None = None
+                ) -> dict[tuple[str, str], dict[str, Any]]:
+    """The merging of usage_between, for the sites in [low, high)."""
+    from collector.store import histograms  # numpy, only where roll-ups are merged
+
+    where, args = "day >= ? AND day <= ?", [first, last]
+    if low is not None:
+        where, args = where + " AND site >= ?", [*args, low]
+    if high is not None:
+        where, args = where + " AND site < ?", [*args, high]
+    # group_concat: the one SQLite-only function of this file (PostgreSQL: string_agg);
+    # the order of the days in it does not matter to a sum.
+    cursor = db.execute(
+        "SELECT site, device, COUNT(*), SUM(samples), SUM(swap_in_samples), "
+        "MAX(disk_used_max), group_concat(cpu_hist, ''), group_concat(mem_hist, '') "
+        f"FROM device_daily WHERE {where} GROUP BY site, device", args)
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    while rows := cursor.fetchmany(1000):
+        days = [row[2] for row in rows]
+        cpu = histograms.sum_days([row[6] for row in rows], days, PERCENT_BUCKETS)
+        mem = histograms.sum_days([row[7] for row in rows], days, PERCENT_BUCKETS)
+        mem_high = mem[:, high_percent:].sum(axis=1).tolist()
+        for row, high_samples, cpu_p95, mem_p95 in zip(
+                rows, mem_high, histograms.percentiles(cpu, 95),
+                histograms.percentiles(mem, 95)):
+            merged[(row[0], row[1])] = {
+                "days": row[2], "samples": row[3], "swap_in_samples": row[4],
+                "disk_used_max": row[5], "mem_high_samples": high_samples,
+                "cpu_p95": cpu_p95, "mem_p95": mem_p95}
+    return merged
 
 
 # --- helpers ------------------------------------------------------------------------------
