@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,55 @@ def test_lang_writes_what_babel_writes(code: str) -> None:
         for day in (dt.date(2013, 6, 1), dt.date(2026, 11, 27)):
             assert lang.date(day) == format_date(
                 day, format="dd/MM/yyyy" if code == "vi" else "medium", locale=code)
+
+
+def test_formats_written_side_by_side_are_the_same_and_say_what_failed(
+        tmp_path: Path) -> None:
+    from report_samples import sample_report
+
+    from collector.reports import cli
+
+    report, lang = sample_report(), Lang("vi")
+    formats = ["xlsx", "csv", "html"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for fmt in formats:
+        cli._write(fmt, report, lang, alone, 10)
+    together = tmp_path / "together"
+    together.mkdir()
+    # In a forked process each (pytest runs this with no other thread).
+    assert threading.active_count() == 1 and cli.cpus() >= 2 or cli.cpus() == 1
+    written = cli._write_all(formats, report, lang, together, 10)
+    assert [path.suffix for path in written] == [".xlsx", ".csv", ".html"]
+    for path in written:
+        if path.suffix != ".xlsx":  # the workbook's zip has the time it was written
+            assert path.read_bytes() == (alone / path.name).read_bytes()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(cli.CliError, match="cannot write") as failed:
+        cli._write_all(formats, report, lang, blocked, 10)
+    assert failed.value.usage is False
+
+
+def test_progress_shows_a_bar_once_it_knows_how_many() -> None:
+    import io
+
+    from collector.reports.cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown = Terminal()
+    progress = Progress("devices", shown, clock=lambda: 0.0)
+    progress.expect(130_000)
+    progress(52_000)
+    assert shown.getvalue() == ("\rreading devices: 52,000 of 130,000 "
+                                "[##########..............] 40 %")
+    log = io.StringIO()
+    progress = Progress("devices", log, clock=lambda: 0.0)
+    progress.expect(25_000)
+    for count in range(1000, 25_001, 1000):
+        progress(count)
+    assert log.getvalue().splitlines() == ["reading devices: 10,000 of 25,000 (40 %)",
+                                           "reading devices: 20,000 of 25,000 (80 %)"]

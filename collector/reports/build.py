@@ -64,6 +64,8 @@ class ProgressSink(Protocol):
 
     def step(self, what: str) -> None: ...
 
+    def expect(self, devices: int) -> None: ...  # how many __call__ will count up to
+
     def __call__(self, devices_done: int) -> None: ...
 
 
@@ -93,7 +95,7 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
     if progress is not None:  # the longest step for a big fleet: say so first
         progress.step(f"summing the daily roll-ups {selection.start} to {selection.end}")
     usage = state.usage_between(selection.start, selection.end,
-                                workers=workers or _cpus())
+                                workers=workers or cpus())
     reboots = state.unexpected_reboots_between(start_ts, end_ts)
     every = list(state.every_device())
     matched: dict[tuple[str, str], AssetRow] = {}
@@ -104,6 +106,8 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
         matched, not_found = match_assets(rows, (_identity(d) for d in every))
         unmatched += not_found
     devices = [d for d in every if _selected(d, selection)]
+    if progress is not None:
+        progress.expect(len(devices))
     fields, scored = [], []
     for count, device in enumerate(devices, start=1):
         key = (device["site"], device["device"])
@@ -151,7 +155,8 @@ def _budget_queue(fields: list[dict[str, Any]], site_lines: list[SiteLine]) -> l
     return queue
 
 
-def _cpus() -> int:
+def cpus() -> int:
+    """The CPUs this process may use."""
     try:
         return len(os.sched_getaffinity(0))  # what this process may use (Linux)
     except AttributeError:  # pragma: no cover - macOS, Windows
