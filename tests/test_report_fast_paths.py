@@ -63,6 +63,10 @@ def test_text_the_fast_reader_cannot_take_is_parsed_the_slow_way_alike() -> None
     spaced = ["[1, 2, 3] [4, 5, 6]", "[0, 0, 1]"]  # as json.dumps writes
     assert histograms.sum_days(spaced, [2, 1], 3).tolist() == plain
     assert histograms.sum_days([], [], 3).shape == (0, 3)
+    # Beyond what numpy reads as uint32 (which wraps at 2**32), or negative.
+    big = histograms.sum_days(["[1,2,3][4,5,6]", "[0,0,4294967296]"], [2, 1], 3).tolist()
+    assert big == [_reference(days), [0, 0, 4294967296]]
+    assert histograms.sum_days(["[0,-1,9999999999]"], [1], 3).tolist() == [[0, -1, 9999999999]]
     for bad in (["[1,2,3][4,5.5,6]", "[0,0,1]"], ["[1,2,3][4,5,null]", "[0,0,1]"],
                 ["[1,2,3]", "[0,0,1]"], ["[1,2,3][4,5,6]", "[0,0,1]x"]):
         with pytest.raises(ValueError):
