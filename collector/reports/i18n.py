@@ -64,10 +64,14 @@ class Lang:
         self.code = code
         self._translations = _catalog(code)
         self._memo: dict[tuple[Any, ...], str] = {}
+        self._words: dict[str, str] = {}
         self._group = _group_symbol(code)
 
     def gettext(self, text: str) -> str:
-        return self._translations.gettext(text)
+        words = self._words.get(text)
+        if words is None:
+            words = self._words[text] = self._translations.gettext(text)
+        return words
 
     def money(self, vnd: int | float) -> str:
         key = ("money", type(vnd), vnd)
