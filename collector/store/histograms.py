@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-# "[1,2][3,4]" -> ",1,2,3,4": every number then follows exactly one comma.
+# "1,2][3,4]" -> "1,2,3,4": the numbers, a comma between each two.
 _OPEN_TO_COMMA = bytes.maketrans(b"[", b",")
 _BETWEEN_DAYS = re.compile(r"]\s*\[")
 _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
@@ -58,14 +58,18 @@ def percentiles(hists: np.ndarray, p: float) -> list[int | None]:
 def _parse_plain(texts: Sequence[str], rows: int, width: int) -> np.ndarray | None:
     """The lists as a (rows, width) uint32 array; None if they are not in the plain
     form that numpy's reader takes the same way as orjson."""
-    joined = "".join(texts).encode()
+    if not texts[0].startswith("["):
+        return None
+    # Without the first "[" (which would become a leading comma): cutting it off the
+    # first device's text is cheaper than off the whole batch.
+    joined = "".join([texts[0][1:], *texts[1:]]).encode()
     # `rows` lists back to back, with as many commas as `width` numbers each take. (The
     # collector writes every list with PERCENT_BUCKETS numbers; one of another length
     # shows in these counts, unless longer and shorter ones make up for each other.)
-    if not joined.startswith(b"[") or not joined.endswith(b"]") or joined.count(b"[") != rows \
+    if not joined.endswith(b"]") or joined.count(b"[") != rows - 1 \
             or joined.count(b",") != rows * (width - 1):
         return None
-    flat = joined.translate(_OPEN_TO_COMMA, b"]")[1:]
+    flat = joined.translate(_OPEN_TO_COMMA, b"]")
     # Read as uint32, twice as fast as int64, which wraps at 2**32: so no number may
     # have 10 digits (a day's bucket counts at most one sample a second, 86,400).
     if flat.translate(_DIGITS_AS_NINES).find(b"9" * 10) >= 0:
