@@ -128,8 +128,9 @@ WRITE_ORDER = ("pdf", "xlsx", "html", "csv")
 def _write_all(formats: Sequence[str], report: Report, lang: Lang, out: Path,
                pdf_devices: int) -> list[Path]:
     """Each format written by a process of its own, as many at once as there are CPUs:
-    for a country the XLSX, HTML and CSV take 10, 8 and 4 s one after the other. Forked,
-    so only from a process without threads (the command), else one after the other."""
+    for a country the XLSX, HTML and CSV take some 7, 6 and 3 s one after the other.
+    Forked, so only from a process without threads (the command), else one after the
+    other."""
     workers = min(len(formats), cpus())
     if workers < 2 or threading.active_count() > 1 \
             or "fork" not in multiprocessing.get_all_start_methods():
@@ -149,7 +150,6 @@ def _write_all(formats: Sequence[str], report: Report, lang: Lang, out: Path,
 def _write_shared(fmt: str) -> Path:
     assert _SHARED is not None, "only in a process forked by _write_all"
     return _write(fmt, *_SHARED)
-
 
 
 def _config(args: argparse.Namespace) -> CollectorConfig:

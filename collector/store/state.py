@@ -792,7 +792,9 @@ class StateStore:
 def _process_context() -> multiprocessing.context.BaseContext:
     """Fork where that is safe (one thread: the report's command): quick, and a script
     without an `if __name__ == "__main__"` guard still works; else spawn, as a process
-    with threads (the collector) must not be forked."""
+    with threads (the collector) must not be forked. A forked worker opens a connection
+    of its own; the parent's, inherited, it neither uses nor closes (it ends in
+    os._exit), as SQLite asks."""
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -828,7 +830,7 @@ def merge_usage(db: sqlite3.Connection, first: str, last: str, high_percent: int
     cursor = db.execute(
         "SELECT site, device, COUNT(*), SUM(samples), SUM(swap_in_samples), "
         "MAX(disk_used_max), group_concat(cpu_hist, ''), group_concat(mem_hist, '') "
-        f"FROM device_daily WHERE {where} GROUP BY site, device", args)
+        f"FROM device_daily WHERE {where} GROUP BY site, device ORDER BY site, device", args)
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     while rows := cursor.fetchmany(1000):
         days = [row[2] for row in rows]
