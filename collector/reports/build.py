@@ -16,13 +16,15 @@ read in bulk so a country's 130,000 devices take seconds, not hours.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from zoneinfo import ZoneInfo
@@ -86,7 +88,29 @@ def build_report(state: StateStore, findings: FindingsStore, section: ReportSect
                  progress: ProgressSink | None = None, workers: int | None = None) -> Report:
     """The report for `selection`, as of `now` (Unix time). `workers`: processes that
     share the summing of a big fleet's roll-ups (default: one per CPU this may use)."""
-    names = site_names or {}
+    with gc_paused():
+        return _build(state, findings, section, weights, selection, now, site_names or {},
+                      assets, progress, workers)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. A country's report makes millions of
+    objects and next to no cycles, and each full collection walks all of them again: a
+    fifth of the build's time, and in a forked writer it copies every page it walks."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(state: StateStore, findings: FindingsStore, section: ReportSection,
+           weights: priority.Weights, selection: Selection, now: float,
+           names: dict[str, str], assets: tuple[list[AssetRow], list[UnmatchedAsset]] | None,
+           progress: ProgressSink | None, workers: int | None) -> Report:
     budget = section.budget_vnd or None
     start_ts = dt.datetime.combine(selection.start, dt.time(), dt.timezone.utc).timestamp()
     end_ts = dt.datetime.combine(selection.end, dt.time.max, dt.timezone.utc).timestamp()

@@ -28,7 +28,7 @@ from collector import partition
 from collector.config import CollectorConfig
 from collector.config import load as load_config
 from collector.reports.assets import AssetFileError, AssetRow, read_assets
-from collector.reports.build import Selection, build_report, cpus
+from collector.reports.build import Selection, build_report, cpus, gc_paused
 from collector.reports.config import ReportSection
 from collector.reports.i18n import Lang
 from collector.reports.model import Report, UnmatchedAsset
@@ -112,7 +112,8 @@ def write_report(state_path: Path, section: ReportSection, weights: priority.Wei
     out.mkdir(parents=True, exist_ok=True)
     if progress is not None:
         progress.step(f"writing {', '.join(fmt.upper() for fmt in formats)}")
-    written = _write_all(formats, report, lang, out, pdf_devices)
+    with gc_paused():  # and so in the forked writers too
+        written = _write_all(formats, report, lang, out, pdf_devices)
     log.info("report of %d devices written in %.1f s", report.summary.devices,
              time.monotonic() - started)
     return written
