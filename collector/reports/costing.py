@@ -8,9 +8,10 @@ future and is replaced, one that lacks only RAM gets RAM."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from collector.reports.config import PricesSection
-from collector.reports.model import IN_PLACE, REPLACE, DeviceLine, SiteLine
+from collector.reports.model import IN_PLACE, REPLACE
 from collector.reports.readiness import RAM_BLOCKER
 
 # The actions of collector/rules/priority.py -> the [report.prices] key paying for it.
@@ -44,7 +45,14 @@ def windows11_action(action: str, os_end_of_support: bool, windows: str,
     return action
 
 
-def within_budget(lines: Sequence[DeviceLine | SiteLine], budget: int | None) -> set[int]:
+class Costed(Protocol):
+    """A DeviceLine, a SiteLine or anything else in the budget's queue."""
+
+    @property
+    def cost_vnd(self) -> int: ...
+
+
+def within_budget(lines: Sequence[Costed], budget: int | None) -> set[int]:
     """Indexes of the lines funded: in the order given (highest priority first), as long
     as the running total stays within the budget. The first line that does not fit ends
     the funded list, so a cheaper, lower-priority line never jumps the queue; what costs

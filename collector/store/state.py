@@ -23,11 +23,13 @@ import bisect
 import datetime as dt
 import functools
 import math
+import multiprocessing
 import operator
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,8 @@ STATUS_LOG_KEEP = 100  # per device; enough to judge the reboots of a few weeks
 RECENT_REBOOTS = 10  # how many device() lists
 
 PERCENT_BUCKETS = 101  # 0..100: value v counts in bucket round(v), so p95 is exact to 1 %
+BULK_MMAP_BYTES = 1 << 40  # at most, for usage_between: SQLite maps no more than the file
+USAGE_PART_DEVICES = 20_000  # usage_between's least share of a worker process
 
 # RTT histogram: bucket 0 holds rtt < 1 ms; bucket i >= 1 holds
 # 10**((i-1)/20) <= rtt < 10**(i/20) ms: 20 buckets per decade (each about 12 % wide),
@@ -84,13 +88,6 @@ def rtt_bucket_upper_ms(index: int) -> float:
     """The upper edge of RTT bucket `index`, rounded to 3 significant digits."""
     edge = 10 ** (index / RTT_BUCKETS_PER_DECADE)
     return float(f"{edge:.3g}")
-
-
-def _sum_histograms(texts: list[str]) -> list[int]:
-    """Bucket by bucket sums of JSON histograms (one parse for all, sums in C)."""
-    if len(texts) == 1:
-        return orjson.loads(texts[0])
-    return [sum(bucket) for bucket in zip(*orjson.loads("[" + ",".join(texts) + "]"))]
 
 
 def percentile_bucket(hist: list[int], p: float) -> int | None:
@@ -237,6 +234,9 @@ class StateStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._db = self._open(str(path))
+        # The file, for connections of usage_between's own; None for an in-memory store.
+        self._path = None if str(path) == ":memory:" or str(path).startswith("file:") \
+            else str(Path(path).resolve())
 
     # --- connection -------------------------------------------------------------------
 
@@ -644,45 +644,48 @@ class StateStore:
         return self.usage_between(day, "9999-12-31")
 
     def usage_between(self, first_day: str | dt.date, last_day: str | dt.date,
-                      high_percent: int = 90) -> dict[tuple[str, str], dict[str, Any]]:
+                      high_percent: int = 90, *, workers: int = 1
+                      ) -> dict[tuple[str, str], dict[str, Any]]:
         """Each device's roll-ups of the UTC days first_day..last_day merged: days,
         samples, CPU and memory p95, swap-in samples, fullest disk, and `mem_high_samples`:
         samples with memory at high_percent or more (how long the user waited on it).
-        Built for a whole province or country at once (the procurement report): rows are
-        read a few thousand at a time, in device order, and each device's days are
-        summed in one pass (zip over the days' histograms, not an index loop)."""
-        with self._lock:
-            cursor = self._db.execute(
-                "SELECT site, device, samples, cpu_hist, mem_hist, disk_used_max, "
-                "swap_in_samples FROM device_daily WHERE day >= ? AND day <= ? "
-                "ORDER BY site, device", (_day_text(first_day), _day_text(last_day)))
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        days: list[tuple[Any, ...]] = []
-
-        def close_device() -> None:
-            site, device = days[0][0], days[0][1]
-            cpu = _sum_histograms([row[3] for row in days])
-            mem = _sum_histograms([row[4] for row in days])
-            merged[(site, device)] = {
-                "days": len(days), "samples": sum(row[2] for row in days),
-                "swap_in_samples": sum(row[6] for row in days),
-                "disk_used_max": _max(None, [row[5] for row in days]),
-                "mem_high_samples": sum(mem[high_percent:]),
-                "cpu_p95": percentile_bucket(cpu, 95), "mem_p95": percentile_bucket(mem, 95)}
-
-        while True:
+        Built for a whole province or country at once (the procurement report: a
+        country's 3.9 million days): SQLite adds up each device's days and strings its
+        histograms together, one row per device, and numpy parses and sums those
+        (merge_usage). It reads on a connection of its own, so the collector's writes go
+        on meanwhile; `workers` > 1 shares the devices of a big fleet, by site, among
+        that many processes (the parsing takes a core's full time)."""
+        first, last = _day_text(first_day), _day_text(last_day)
+        if self._path is None:  # in memory: only this connection sees the data
             with self._lock:
-                rows = cursor.fetchmany(5000)
-            if not rows:
-                break
-            for row in rows:
-                if days and (row[0], row[1]) != (days[0][0], days[0][1]):
-                    close_device()
-                    days = []
-                days.append(row)
-        if days:
-            close_device()
+                return merge_usage(self._db, first, last, high_percent)
+        parts = self._site_ranges(workers) if workers > 1 else [(None, None)]
+        if len(parts) == 1:
+            return _usage_part(self._path, first, last, high_percent, None, None)
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=_process_context()) as pool:
+            futures = [pool.submit(_usage_part, self._path, first, last, high_percent, *part)
+                       for part in parts[1:]]
+            merged = _usage_part(self._path, first, last, high_percent, *parts[0])
+            for future in futures:  # site ranges in order: the devices stay in order
+                merged.update(future.result())
         return merged
+
+    def _site_ranges(self, workers: int) -> list[tuple[str | None, str | None]]:
+        """[low, high) site ranges with about as many devices each, one per worker, at
+        least USAGE_PART_DEVICES devices each (a process costs a few tenths of a second)."""
+        with self._lock:
+            sizes = self._db.execute(
+                "SELECT site, COUNT(*) FROM devices GROUP BY site ORDER BY site").fetchall()
+        total = sum(n for _, n in sizes)
+        parts = max(1, min(workers, total // USAGE_PART_DEVICES))
+        bounds: list[str | None] = [None]
+        running = 0
+        for site, n in sizes:
+            if running >= total * len(bounds) / parts and len(bounds) < parts:
+                bounds.append(site)
+            running += n
+        bounds.append(None)
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def unexpected_reboots_between(self, since_ts: float,
                                    until_ts: float) -> dict[tuple[str, str], int]:
@@ -784,6 +787,64 @@ class StateStore:
                 "rtt_hist": rtt, "down": down,
             })
         return out
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Fork where that is safe (one thread: the report's command): quick, and a script
+    without an `if __name__ == "__main__"` guard still works; else spawn, as a process
+    with threads (the collector) must not be forked. A forked worker opens a connection
+    of its own; the parent's, inherited, it neither uses nor closes (it ends in
+    os._exit), as SQLite asks."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _usage_part(path: str, first: str, last: str, high_percent: int, low: str | None,
+                high: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """usage_between for the sites in [low, high) (None: no bound), on a read-only
+    connection of its own, reading through a memory map: the GROUP BY follows the
+    devices about a file written day by day, twice as slow through read() calls."""
+    db = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute(f"PRAGMA mmap_size = {BULK_MMAP_BYTES}")
+        return merge_usage(db, first, last, high_percent, low, high)
+    finally:
+        db.close()
+
+
+def merge_usage(db: sqlite3.Connection, first: str, last: str, high_percent: int,
+                low: str | None = None, high: str | None = None
+                ) -> dict[tuple[str, str], dict[str, Any]]:
+    """The merging of usage_between, for the sites in [low, high)."""
+    from collector.store import histograms  # numpy, only where roll-ups are merged
+
+    where, args = "day >= ? AND day <= ?", [first, last]
+    if low is not None:
+        where, args = where + " AND site >= ?", [*args, low]
+    if high is not None:
+        where, args = where + " AND site < ?", [*args, high]
+    # group_concat: the one SQLite-only function of this file (PostgreSQL: string_agg);
+    # the order of the days in it does not matter to a sum.
+    cursor = db.execute(
+        "SELECT site, device, COUNT(*), SUM(samples), SUM(swap_in_samples), "
+        "MAX(disk_used_max), group_concat(cpu_hist, ''), group_concat(mem_hist, '') "
+        f"FROM device_daily WHERE {where} GROUP BY site, device ORDER BY site, device", args)
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    while rows := cursor.fetchmany(1000):
+        days = [row[2] for row in rows]
+        cpu = histograms.sum_days([row[6] for row in rows], days, PERCENT_BUCKETS)
+        mem = histograms.sum_days([row[7] for row in rows], days, PERCENT_BUCKETS)
+        mem_high = mem[:, high_percent:].sum(axis=1).tolist()
+        for row, high_samples, cpu_p95, mem_p95 in zip(
+                rows, mem_high, histograms.percentiles(cpu, 95),
+                histograms.percentiles(mem, 95)):
+            merged[(row[0], row[1])] = {
+                "days": row[2], "samples": row[3], "swap_in_samples": row[4],
+                "disk_used_max": row[5], "mem_high_samples": high_samples,
+                "cpu_p95": cpu_p95, "mem_p95": mem_p95}
+    return merged
 
 
 # --- helpers ------------------------------------------------------------------------------
