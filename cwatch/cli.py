@@ -566,10 +566,11 @@ def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
                                   "state_path)")
     procurement.add_argument("--out", default=".", metavar="DIR",
                              help="folder for the files (default: the current one)")
-    procurement.add_argument("--format", default="xlsx,csv,html,pdf", metavar="LIST",
-                             help="comma-separated: xlsx, csv, html, pdf (default: all four; "
-                                  "for a whole country leave out pdf: for 3,300 communes it "
-                                  "takes 20 to 30 minutes)")
+    procurement.add_argument("--format", metavar="LIST",
+                             help="comma-separated: xlsx, csv, html, pdf (default: all four, "
+                                  "but no PDF for more than 300 communes: for a whole "
+                                  "country it would take 20 to 30 minutes; name pdf to get "
+                                  "it anyway)")
     procurement.add_argument("--lang", choices=("vi", "en"),
                              help="language of the report (default: [report] language, vi)")
     procurement.add_argument("--site", action="append", metavar="SITE",

@@ -14,7 +14,7 @@ from agent_helpers import agent_toml
 ROOT = Path(__file__).resolve().parents[1]
 AGENT_ALLOWED = {"commune-watch", "psutil", "paho-mqtt", "tomli", "typing-extensions"}
 COLLECTOR_ONLY = {"orjson", "fastjsonschema", "prometheus-client", "influxdb-client",
-                  "grafana-client"}
+                  "grafana-client", "numpy", "weasyprint", "openpyxl"}
 # Everything `cwatch agent` imports: the agent package and the shared modules.
 AGENT_CODE = ["agent", "cwatch/__init__.py", "cwatch/__main__.py", "cwatch/cli.py",
               "cwatch/config.py", "cwatch/mqtt.py", "cwatch/logutil.py", "cwatch/protocol"]

@@ -221,3 +221,24 @@ def test_mistakes_are_one_line(province, tmp_path: Path, args: list[str],
     assert message in lines[0]
     assert not list(tmp_path.glob("*.xlsx"))
 
+
+
+def test_a_fleet_of_many_communes_gets_no_pdf_unless_asked(
+        province, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Beyond PDF_DEFAULT_MAX_COMMUNES (a country's 3,300 communes: 20-30 minutes of
+    layout) the default formats leave out the PDF and say how to get it."""
+    from collector.reports import cli as report_cli
+
+    monkeypatch.setattr(report_cli, "PDF_DEFAULT_MAX_COMMUNES", 2)  # this fleet has 4
+    section = ReportSection(province="Đồng Nai")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    month = Selection(start=today - dt.timedelta(days=29), end=today)
+    written = report_cli.write_report(province["state"], section, rule_spec.load().priority,
+                                      month, tmp_path / "default", pdf_by_default=True)
+    assert sorted(path.suffix for path in written) == [".csv", ".html", ".xlsx"]
+    assert "no PDF by default for 4 communes" in caplog.text
+    assert "--format xlsx,csv,html,pdf" in caplog.text
+    written = report_cli.write_report(province["state"], section, rule_spec.load().priority,
+                                      month, tmp_path / "asked", formats=["pdf"])
+    assert [path.suffix for path in written] == [".pdf"]

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def procurement(args: argparse.Namespace) -> list[Path]:
     config = _config(args)
     section = config.report
-    formats = _formats(args.format)
+    formats = _formats(",".join(FORMATS) if args.format is None else args.format)
     selection = _selection(args, section)
     state_path = Path(args.state or config.collector.state_path)
     if not state_path.is_file():
@@ -87,7 +87,7 @@ def procurement(args: argparse.Namespace) -> list[Path]:
     assets = _assets(args.assets or section.assets_file)
     return write_report(state_path, section, weights, selection, Path(args.out),
                         formats=formats, site_names=names, assets=assets,
-                        pdf_devices=args.pdf_devices,
+                        pdf_devices=args.pdf_devices, pdf_by_default=args.format is None,
                         progress=None if args.quiet else Progress("devices"))
 
 
@@ -95,9 +95,11 @@ def write_report(state_path: Path, section: ReportSection, weights: priority.Wei
                  selection: Selection, out: Path, *, formats: Sequence[str] = FORMATS,
                  site_names: dict[str, str] | None = None,
                  assets: tuple[list[AssetRow], list[UnmatchedAsset]] | None = None,
-                 pdf_devices: int = 10, progress: Progress | None = None) -> list[Path]:
+                 pdf_devices: int = 10, pdf_by_default: bool = False,
+                 progress: Progress | None = None) -> list[Path]:
     """Build the report from the state database and write it in each format to `out`
-    (the command, and `cwatch demo` for its sample report)."""
+    (the command, and `cwatch demo` for its sample report). pdf_by_default: the formats
+    are the default ones, so a PDF too big to lay out in minutes is left out."""
     started = time.monotonic()
     state = StateStore(state_path)
     try:
@@ -108,6 +110,13 @@ def write_report(state_path: Path, section: ReportSection, weights: priority.Wei
         state.close()
     if progress is not None:
         progress.done()
+    if pdf_by_default and "pdf" in formats and len(report.communes) > PDF_DEFAULT_MAX_COMMUNES:
+        formats = [fmt for fmt in formats if fmt != "pdf"]
+        # WeasyPrint lays out 20-30 rows a second: 3,300 communes are 20-30 minutes.
+        log.warning("no PDF by default for %d communes (about %d minutes); ask for it with "
+                    "--format xlsx,csv,html,pdf, or make one per province with --site",
+                    len(report.communes),
+                    max(1, len(report.communes) * pdf_devices // 25 // 60))
     lang = Lang(section.language)
     out.mkdir(parents=True, exist_ok=True)
     if progress is not None:
@@ -117,6 +126,11 @@ def write_report(state_path: Path, section: ReportSection, weights: priority.Wei
     log.info("report of %d devices written in %.1f s", report.summary.devices,
              time.monotonic() - started)
     return written
+
+
+# A province has up to about 170 communes; beyond this the default formats leave out
+# the PDF (the document a province signs), which would take most of an hour to lay out.
+PDF_DEFAULT_MAX_COMMUNES = 300
 
 
 # The report the forked writers of _write_all inherit (passing it to them would pickle
