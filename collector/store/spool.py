@@ -76,7 +76,7 @@ class SpoolError(Exception):
 class Taken(NamedTuple):
     """A batch handed to the writer: done() or release() it."""
 
-    body: bytes | list[str]  # what the write API sends
+    body: bytes  # what the write API sends: one body (a list would go out line by line)
     lines: int
     records: int
     parts: tuple[tuple[_Segment, int, int], ...] = ()  # (segment, lines, records)
@@ -736,7 +736,7 @@ class MemoryQueue:
                 lines += count
             self._waiting -= lines
             self._inflight = lines
-        return Taken(batch, lines, len(batch))
+        return Taken("\n".join(batch).encode(), lines, len(batch))
 
     def done(self, taken: Taken) -> None:
         with self._lock:

@@ -708,10 +708,8 @@ class TimeSeriesWriter:
         return "ok"
 
 
-def _first_line(body: bytes | list[str]) -> str:
-    if isinstance(body, bytes):
-        return body.partition(b"\n")[0].decode("utf-8", "replace")
-    return body[0].partition("\n")[0] if body else ""
+def _first_line(body: bytes) -> str:
+    return body.partition(b"\n")[0].decode("utf-8", "replace")
 
 
 if __name__ == "__main__":
