@@ -78,7 +78,12 @@ def build() -> board.Dashboard:
                 (_rate("cwatch_tsdb_write_errors_total", "reason"), "error: {{reason}}"),
                 (_rate("cwatch_tsdb_lines_dropped_total", "reason"), "lost: {{reason}}")],
                 "suffix: /s", higher_is_worse(0.01, 1), "Errors are retried; lost lines "
-                "are gone (queue full, refused, or still queued at shutdown)."))
+                "are gone (spool full, refused by the database, a damaged spool file)."))
+            .with_panel(_graph("Spool on disk", [
+                (f"sum(cwatch_tsdb_spool_bytes{{{INSTANCE}}})", "spool")], "bytes",
+                higher_is_worse(100e6, 3e9), "Lines waiting on disk for the time-series "
+                "database (docs/collector.md). Grows while it is down; at [tsdb] "
+                "spool_max_bytes (6 GiB) the oldest are dropped."))
             .with_row(board.Row("Alert e-mails"))
             .with_panel(_graph("Outbox", [
                 (f"sum(cwatch_alert_outbox_pending{{{INSTANCE}}})", "waiting"),
