@@ -200,7 +200,8 @@ class ProcessReceiver:
     def _read(self) -> None:
         while True:
             conn = self._conn
-            assert conn is not None
+            if conn is None:  # stop() closed it
+                return
             try:
                 kind, *rest = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
@@ -236,7 +237,8 @@ class ProcessReceiver:
         with self._send_lock:
             if self._conn is not None:
                 self._conn.close()
-        time.sleep(RESTART_DELAY_S)
+        if self._stopping.wait(RESTART_DELAY_S):
+            return  # stop() came meanwhile: _read sees it on the closed socket and ends
         with self._send_lock:
             self._spawn()
 
