@@ -150,10 +150,11 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
     family = [proc, *proc.children(recursive=True)]
     if not drain:  # the receiver ran before the clock started: count from now
         cpu0 = sum(sum(p.cpu_times()[:2]) for p in family)
-    rss = []
+    rss, receiver_rss = [], []
     deadline = began + 900
     while len(latencies) < expected and time.monotonic() < deadline:
         rss.append(sum(p.memory_info().rss for p in family))
+        receiver_rss.append(sum(p.memory_info().rss for p in family[1:]))
         time.sleep(0.2)
     collector.wait_idle(300)
     seconds = time.monotonic() - began
@@ -169,7 +170,8 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
     out.put({"messages": len(latencies), "seconds": seconds,
              **({} if drain else {"p50_ms": pct(0.5), "p95_ms": pct(0.95),
                                   "p99_ms": pct(0.99)}),
-             "rss_mb": max(rss) / 1e6 if rss else None, "cpu_s": cpu})
+             "rss_mb": max(rss) / 1e6 if rss else None, "cpu_s": cpu,
+             "receiver_rss_mb": max(receiver_rss) / 1e6 if receiver_rss else 0.0})
 
 
 def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
@@ -266,6 +268,9 @@ def main() -> int:
         cells = [r.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "rss_mb")]
         text = " | ".join("" if c is None else f"{c:.1f}" for c in cells)
         print(f"| {name} | {r['messages']} | {rate:,.0f} | {cpu_us:.0f} | {text} |")
+    for name, r in rows[1:]:
+        if r.get("receiver_rss_mb"):
+            print(f"{name}: of its RSS, the receiver process {r['receiver_rss_mb']:.1f} MB")
     bare = rows[0][1]["messages"] / rows[0][1]["seconds"]
     for name, r in rows[1:]:
         if "paced" not in name:

@@ -50,6 +50,15 @@ def find_binary(name: str, debian_package: str, extra_dirs: List[str]) -> str:
         f"{name} not found: install it with `sudo apt-get install {debian_package}`")
 
 
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a child's log file, for an error message ("" if unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def end_process(proc: subprocess.Popen, kill: bool = False, grace_s: float = 10.0) -> None:
     """SIGTERM (or SIGKILL), wait up to grace_s, then SIGKILL if it is still there."""
     if proc.poll() is None:

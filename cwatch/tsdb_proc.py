@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from cwatch.procs import end_process, find_binary, free_port
+from cwatch.procs import end_process, find_binary, free_port, log_tail
 
 
 class VictoriaMetrics:
@@ -83,11 +83,7 @@ class VictoriaMetrics:
         raise TimeoutError(f"victoria-metrics not healthy on {self.url} after {timeout_s:g} s")
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self, kill: bool = False) -> None:
         """SIGTERM (VictoriaMetrics then writes its in-memory data to disk) or SIGKILL."""

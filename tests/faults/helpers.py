@@ -29,7 +29,7 @@ from agent.config import AgentConfig, AgentSection, ProbesSection, QueueSection,
 from agent.service import Agent, Message
 from agent.transport import Transport
 from cwatch.mqtt import BrokerConfig
-from cwatch.procs import end_process, free_port
+from cwatch.procs import end_process, free_port, log_tail
 from cwatch.tsdb_proc import VictoriaMetrics
 
 Key = tuple[str, str]  # (site, device)
@@ -347,11 +347,7 @@ url = "{tsdb_url or "http://127.0.0.1:1"}"
         return scrape(self.url + "/metrics")
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
 
 class Stored(NamedTuple):
