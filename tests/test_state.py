@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 import time
@@ -418,3 +419,79 @@ def test_usage_between_merges_the_days_of_each_device(store: StateStore) -> None
     only_two = store.usage_between(utc_day(DAY0 + 86400), last)[(SITE, DEVICE)]
     assert (only_two["days"], only_two["mem_high_samples"]) == (2, 9)
     assert store.usage_between("2020-01-01", "2020-01-31") == {}
+
+
+def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    db = sqlite3.connect(path)
+    try:
+        return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
+                for table in ("devices", "status_log", "reboots", "device_daily", "link_daily")}
+    finally:
+        db.close()
+
+
+def _mixed_stream() -> list[Sample]:
+    """Three devices over two days: status changes, reboots (clean and not), inventory,
+    probes, and a backfilled batch arriving late and out of order; interleaved as a
+    broker delivers several devices."""
+    boot0, streams = T - 3600, []
+    for n, device in enumerate(("pc-01", "pc-02", "pc-03")):
+        seq, stream = 1000 * n, []
+        stream.append(decode("status", T, seq + 1, device=device, state="online"))
+        stream.append(decode("inventory", T + 5, seq + 2, device=device))
+        for i in range(40):
+            boot = boot0 if i < 15 else T + 900 if i < 30 else T + 2400 * (n + 1)
+            stream.append(decode("metrics", T + 60 * i, seq + 10 + i, device=device,
+                                 boot_ts=boot, cpu_percent=float(7 * i % 100),
+                                 mem_used_percent=float(50 + i % 40)))
+            if i % 10 == 3:
+                stream.append(decode("probe", T + 60 * i + 1, seq + 100 + i, device=device))
+            if i == 20:
+                stream.append(decode("status", T + 60 * i + 2, seq + 200, device=device,
+                                     state="offline", reason="shutdown" if n else "lost"))
+        stream.extend(decode_batch([("metrics", DAY0 - 3600 + 60 * i, seq + 300 + i,
+                                     {"boot_ts": DAY0 - 7200 - 1000 * (i > 2)})
+                                    for i in range(6)][::-1], device=device))
+        streams.append(stream[n:])  # not in step
+    return [s for group in itertools.zip_longest(*streams) for s in group if s is not None]
+
+
+def test_memory_of_rows_gives_the_same_file_as_reading_each_time(
+        tmp_path: Path, clock: Clock) -> None:
+    """apply_many keeps rows and roll-ups in memory between batches; after every batch,
+    the file must equal the one of a store opened anew for every sample."""
+    stream = _mixed_stream()
+    warm = StateStore(tmp_path / "warm.db", clock=clock)
+    silences = 0
+    for n, at in enumerate(range(0, len(stream), 5)):
+        chunk = stream[at:at + 5]
+        assert warm.apply_many(chunk) == []
+        for sample in chunk:
+            cold = StateStore(tmp_path / "cold.db", clock=clock)
+            cold.apply(sample)
+            cold.close()
+        assert _tables(tmp_path / "warm.db") == _tables(tmp_path / "cold.db"), n
+        cold = StateStore(tmp_path / "cold.db", clock=clock)
+        for device in ("pc-01", "pc-02", "pc-03"):
+            assert warm.unexpected_reboots(SITE, device, T, T + 86400) == \
+                cold.unexpected_reboots(SITE, device, T, T + 86400), (n, device)
+        cold.close()
+        if n % 4 == 0:  # a silence pass in between: an UPDATE the memory must follow
+            clock.now += 400
+            silences += len(warm.mark_silent())
+            cold = StateStore(tmp_path / "cold.db", clock=clock)
+            cold.mark_silent()
+            cold.close()
+    warm.close()
+    rows = _tables(tmp_path / "warm.db")
+    assert silences >= 3 and len(rows["reboots"]) >= 6 and len(rows["device_daily"]) == 6
+
+
+def test_a_failed_batch_leaves_no_trace_in_memory(store: StateStore) -> None:
+    good = [decode("metrics", T + 60 * i, i, device="pc-01") for i in range(1, 4)]
+    broken = Sample(SITE, "pc-01", "status", T + 500, 99, {})  # fails after the metrics
+    assert len(store.apply_many([*good, broken])) == 1
+    assert store.daily(SITE, "pc-01", utc_day(T))["samples"] == 3
+    assert store.apply_many([decode("metrics", T + 600, 50, device="pc-01")]) == []
+    assert store.daily(SITE, "pc-01", utc_day(T))["samples"] == 4
+    assert store.device(SITE, "pc-01")["metrics_ts"] == T + 600

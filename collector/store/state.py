@@ -8,7 +8,10 @@
     API threads: devices(), device(), sites(), counts_by_site(), daily(), site_link_daily()
 
 One connection guarded by one lock: SQLite has a single writer anyway, every call is
-short, and a lock is simpler to reason about than a pool. The SQL is plain (upserts
+short, and a lock is simpler to reason about than a pool. The store is the only writer
+of its tables, so it remembers the rows it wrote (without their JSON) and today's metrics
+roll-ups: a batch reads nothing it wrote before and updates only the columns it changed
+(a metrics sample: 38 µs instead of 90, bench/collector_stages.py). The SQL is plain (upserts
 with ON CONFLICT, no SQLite functions, DOUBLE PRECISION for timestamps because
 PostgreSQL's REAL is 4 bytes) so PostgreSQL could take over; only the `?` placeholders
 and the PRAGMAs in _open() would change. All SQL of the state store lives here.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import itertools
 import math
 import multiprocessing
 import operator
@@ -219,6 +223,30 @@ _DEVICE_UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in _DEVICE_COLUMNS[2:])
 )
 _SELECT_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices"
+# The newest sample of each channel, as JSON: written, never read back while storing, so
+# the store's memory of a device (its cached row) leaves them out.
+_JSON_COLUMNS = ("metrics_json", "probe_json", "inventory_json")
+_ROW_COLUMNS = tuple(c for c in _DEVICE_COLUMNS if c not in _JSON_COLUMNS)
+_SELECT_ROW = f"SELECT {', '.join(_ROW_COLUMNS)} FROM devices WHERE site = ? AND device = ?"
+_DAILY_UPSERT = (
+    "INSERT INTO device_daily (site, device, day, samples, cpu_hist, mem_hist, "
+    "disk_used_max, swap_in_samples, temp_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (site, device, day) DO UPDATE SET samples = excluded.samples, "
+    "cpu_hist = excluded.cpu_hist, mem_hist = excluded.mem_hist, "
+    "disk_used_max = excluded.disk_used_max, "
+    "swap_in_samples = excluded.swap_in_samples, temp_max = excluded.temp_max")
+# How many devices' rows, and device-days of metrics roll-ups, the store keeps in memory
+# so that a sample costs no read (about 1 KB and 2 KB each): a province's few thousand
+# devices fit many times over; past that the oldest entries are read again when needed.
+ROWS_CACHED = 100_000
+DAYS_CACHED = 20_000
+
+
+@functools.lru_cache(maxsize=512)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    """UPDATE of only the columns a batch changed: a quarter of the cost of rewriting all."""
+    return (f"UPDATE devices SET {', '.join(f'{c} = ?' for c in columns)} "
+            "WHERE site = ? AND device = ?")
 
 # The silence threshold, max(intervals x interval_s, floor), in SQL both engines speak.
 _SILENT_WHERE = (
@@ -234,6 +262,12 @@ class StateStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._db = self._open(str(path))
+        # Write-through memory of what the store itself wrote (it is the only writer of
+        # these tables): rows without their JSON columns, metrics roll-ups, unexpected boot
+        # times. Forgotten whenever a transaction fails, as it may hold the failed changes.
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._days: dict[tuple[str, str, str], list[Any]] = {}
+        self._unexpected_boots: dict[tuple[str, str], list[float]] = {}
         # The file, for connections of usage_between's own; None for an in-memory store.
         self._path = None if str(path) == ":memory:" or str(path).startswith("file:") \
             else str(Path(path).resolve())
@@ -264,8 +298,18 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, transaction(self._db):
-            yield self._db
+        with self._lock:
+            try:
+                with transaction(self._db):
+                    yield self._db
+            except BaseException:
+                self._forget()
+                raise
+
+    def _forget(self) -> None:
+        self._rows.clear()
+        self._days.clear()
+        self._unexpected_boots.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +325,7 @@ class StateStore:
     def apply(self, sample: Sample) -> None:
         """Fold one accepted sample into the device's state and its day's roll-up."""
         with self._tx() as db:
-            self._apply(db, sample, self._clock())
+            self._apply_all(db, [sample], self._clock())
 
     def apply_many(self, samples: list[Sample]) -> list[tuple[Sample, Exception]]:
         """apply() for each, in one transaction (a commit costs as much as three samples).
@@ -289,9 +333,7 @@ class StateStore:
         that sample is lost; returns the failures."""
         try:
             with self._tx() as db:
-                now = self._clock()
-                for sample in samples:
-                    self._apply(db, sample, now)
+                self._apply_all(db, samples, self._clock())
             return []
         except Exception as exc:  # noqa: BLE001 - isolate the bad sample below
             if len(samples) == 1:
@@ -304,11 +346,46 @@ class StateStore:
                 failures.append((sample, exc))
         return failures
 
-    def _apply(self, db: sqlite3.Connection, sample: Sample, now: float) -> None:
-        dev = self._load(db, sample.site, sample.device)
+    def _apply_all(self, db: sqlite3.Connection, samples: list[Sample], now: float) -> None:
+        """Every sample into the rows in memory, then each changed row written once."""
+        # (site, device) -> the row as it was before this batch, or None for a new device.
+        touched: dict[tuple[str, str], dict[str, Any] | None] = {}
+        days: set[tuple[str, str, str]] = set()
+        for sample in samples:
+            self._apply(db, sample, now, touched, days)
+        for key, before in touched.items():
+            dev = self._rows[key]
+            if before is None:
+                db.execute(_DEVICE_UPSERT, tuple(dev.get(c) for c in _DEVICE_COLUMNS))
+            else:
+                changed = tuple([c for c, value in dev.items() if before.get(c) != value])
+                if changed:
+                    db.execute(_update_sql(changed), (*(dev[c] for c in changed), *key))
+            for column in _JSON_COLUMNS:
+                dev.pop(column, None)
+        if days:
+            db.executemany(_DAILY_UPSERT, [
+                (*key, day[0], _dumps(day[1]), _dumps(day[2]), *day[3:])
+                for key, day in ((key, self._days[key]) for key in days)])
+        _trim(self._rows, ROWS_CACHED)
+        _trim(self._days, DAYS_CACHED)
+        _trim(self._unexpected_boots, ROWS_CACHED)
+
+    def _apply(self, db: sqlite3.Connection, sample: Sample, now: float,
+               touched: dict[tuple[str, str], dict[str, Any] | None],
+               days: set[tuple[str, str, str]]) -> None:
+        key = (sample.site, sample.device)
+        dev = self._rows.get(key)
         if dev is None:
-            dev = _new_device(sample, now)
+            row = db.execute(_SELECT_ROW, key).fetchone()
+            if row is not None:
+                dev = self._rows[key] = dict(zip(_ROW_COLUMNS, row))
+        if dev is None:
+            dev = self._rows[key] = _new_device(sample, now)
+            touched[key] = None
         else:
+            if key not in touched:
+                touched[key] = dict(dev)
             dev["last_ts"] = max(dev["last_ts"], sample.ts)
             # A Last Will is published by the broker, not the device: it is no sign of life.
             if not (sample.channel == "status" and sample.data["state"] == OFFLINE):
@@ -321,11 +398,11 @@ class StateStore:
                 _set_status(dev, ONLINE, REASON_DATA, now)
             if sample.channel == "metrics":
                 self._apply_metrics(db, dev, sample, now)
+                days.add(self._roll_up_metrics(db, sample))
             elif sample.channel == "probe":
                 self._apply_probe(db, dev, sample)
             elif sample.channel == "inventory":
                 _apply_inventory(dev, sample)
-        db.execute(_DEVICE_UPSERT, tuple(dev[c] for c in _DEVICE_COLUMNS))
 
     @staticmethod
     def _load(db: sqlite3.Connection, site: str, device: str) -> dict[str, Any] | None:
@@ -386,7 +463,6 @@ class StateStore:
         boot = data.get("boot_ts")
         if boot is not None:
             self._apply_boot(db, dev, float(boot), ts, now)
-        self._roll_up_metrics(db, sample)
 
     def _apply_boot(self, db: sqlite3.Connection, dev: dict[str, Any], boot: float,
                     ts: float, now: float) -> None:
@@ -417,8 +493,7 @@ class StateStore:
             if index >= 0 and known[index] + BOOT_TOLERANCE_S < boot <= ts + BOOT_ROUNDING_S:
                 self._record_reboot(db, dev, boot, now)
 
-    @staticmethod
-    def _record_reboot(db: sqlite3.Connection, dev: dict[str, Any], boot: float,
+    def _record_reboot(self, db: sqlite3.Connection, dev: dict[str, Any], boot: float,
                        now: float) -> None:
         key = (dev["site"], dev["device"])
         # Expected only after a clean stop: the agent's 'offline' on shutdown is the
@@ -434,37 +509,32 @@ class StateStore:
         if inserted:
             dev["reboots_total"] += 1
             dev["unexpected_reboots_total"] += unexpected
+            known = self._unexpected_boots.get(key)
+            if unexpected and known is not None:
+                bisect.insort(known, boot)
 
-    @staticmethod
-    def _roll_up_metrics(db: sqlite3.Connection, sample: Sample) -> None:
+    def _roll_up_metrics(self, db: sqlite3.Connection, sample: Sample) -> tuple[str, str, str]:
+        """Count the sample in its day's roll-up (in memory; written by _apply_all)."""
         data = sample.data
         key = (sample.site, sample.device, utc_day(sample.ts))
-        row = db.execute("SELECT samples, cpu_hist, mem_hist, disk_used_max, swap_in_samples, "
-                         "temp_max FROM device_daily WHERE site = ? AND device = ? AND day = ?",
-                         key).fetchone()
-        if row is None:
-            samples, cpu, mem, disk_max, swap_in, temp_max = (
-                0, [0] * PERCENT_BUCKETS, [0] * PERCENT_BUCKETS, None, 0, None)
-        else:
-            samples, disk_max, swap_in, temp_max = row[0], row[3], row[4], row[5]
-            cpu, mem = orjson.loads(row[1]), orjson.loads(row[2])
-        samples += 1
+        day = self._days.get(key)
+        if day is None:
+            row = db.execute("SELECT samples, cpu_hist, mem_hist, disk_used_max, "
+                             "swap_in_samples, temp_max FROM device_daily "
+                             "WHERE site = ? AND device = ? AND day = ?", key).fetchone()
+            day = self._days[key] = (
+                [0, [0] * PERCENT_BUCKETS, [0] * PERCENT_BUCKETS, None, 0, None] if row is None
+                else [row[0], orjson.loads(row[1]), orjson.loads(row[2]), *row[3:]])
+        day[0] += 1
         if data.get("cpu_percent") is not None:
-            cpu[percent_bucket(data["cpu_percent"])] += 1
+            day[1][percent_bucket(data["cpu_percent"])] += 1
         if data.get("mem_used_percent") is not None:
-            mem[percent_bucket(data["mem_used_percent"])] += 1
-        disk_max = _max(disk_max, (d.get("used_percent") for d in data.get("disks") or ()))
+            day[2][percent_bucket(data["mem_used_percent"])] += 1
+        day[3] = _max(day[3], (d.get("used_percent") for d in data.get("disks") or ()))
         if (data.get("swap_in_bytes_per_s") or 0) > 0:
-            swap_in += 1
-        temp_max = _max(temp_max, (t.get("temp_c") for t in data.get("temperatures") or ()))
-        db.execute(
-            "INSERT INTO device_daily (site, device, day, samples, cpu_hist, mem_hist, "
-            "disk_used_max, swap_in_samples, temp_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (site, device, day) DO UPDATE SET samples = excluded.samples, "
-            "cpu_hist = excluded.cpu_hist, mem_hist = excluded.mem_hist, "
-            "disk_used_max = excluded.disk_used_max, "
-            "swap_in_samples = excluded.swap_in_samples, temp_max = excluded.temp_max",
-            (*key, samples, _dumps(cpu), _dumps(mem), disk_max, swap_in, temp_max))
+            day[4] += 1
+        day[5] = _max(day[5], (t.get("temp_c") for t in data.get("temperatures") or ()))
+        return key
 
     def _apply_probe(self, db: sqlite3.Connection, dev: dict[str, Any], sample: Sample) -> None:
         if sample.ts >= (dev["probe_ts"] or 0.0):
@@ -512,6 +582,8 @@ class StateStore:
                 db.execute(f"UPDATE devices SET status = 'offline', status_reason = ?, "
                            f"status_since = last_seen WHERE {_SILENT_WHERE}",
                            (REASON_SILENT, *args))
+                for key in silent:
+                    self._rows.pop(key, None)  # read again, as the UPDATE left it
         return silent
 
     # --- de-duplication ranges --------------------------------------------------------
@@ -588,11 +660,13 @@ class StateStore:
                            until_ts: float) -> int:
         """Unexpected reboots whose boot time falls in [since_ts, until_ts] (sample time)."""
         with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM reboots WHERE site = ? AND device = ? AND unexpected = 1 "
-                "AND boot_ts >= ? AND boot_ts <= ?", (site, device, since_ts, until_ts)
-            ).fetchone()
-        return int(count)
+            boots = self._unexpected_boots.get((site, device))
+            if boots is None:
+                boots = self._unexpected_boots[(site, device)] = [row[0] for row in (
+                    self._db.execute("SELECT boot_ts FROM reboots WHERE site = ? AND "
+                                     "device = ? AND unexpected = 1 ORDER BY boot_ts",
+                                     (site, device)))]
+            return bisect.bisect_right(boots, until_ts) - bisect.bisect_left(boots, since_ts)
 
     def unreachable(self, older_than: float) -> list[tuple[str, str]]:
         """Offline devices that did not say goodbye (silent, or their Last Will), since
@@ -859,6 +933,13 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _trim(cache: dict[Any, Any], most: int) -> None:
+    """Forget the oldest-added entries beyond `most` (a quarter more, so it runs rarely)."""
+    if len(cache) > most + most // 4:
+        for key in list(itertools.islice(cache, len(cache) - most)):
+            del cache[key]
 
 
 def _new_device(sample: Sample, now: float) -> dict[str, Any]:
