@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from collector.ingest import Sample
@@ -64,6 +65,17 @@ class RuleEngine:
         self._by_channel: dict[str, list[Rule]] = {}
         for rule in rules.rules:
             self._by_channel.setdefault(rule.channel, []).append(rule)
+        # (channel, site, role) -> the rules that apply, worked out once, not per sample.
+        self._applicable: dict[tuple[str, str, str | None], list[Rule]] = {}
+        derived: dict[str, Callable[[Sample], Pairs]] = {
+            "unexpected_reboots_24h": self._unexpected_reboots_24h,
+            "disk_days_to_full": self._days_to_full,
+            "cpu_busy_share_workday": self._busy_share,
+            "os_days_past_end_of_support": self._os_days_past_end_of_support,
+        }
+        self._measure: dict[str, Callable[[Sample], Pairs]] = {
+            rule.quantity: derived.get(rule.quantity) or _of_data(QUANTITIES[rule.quantity][1])
+            for rule in rules.rules}
         self._restore()
 
     def _restore(self) -> None:
@@ -101,28 +113,30 @@ class RuleEngine:
         if sample.channel == "probe":
             self.links.observe(sample)  # and the device's own probe rules below
         role = self._roles.get((sample.site, sample.device))
-        for rule in self._by_channel.get(sample.channel, ()):
-            if rule.applies(sample.site, role):
-                pairs = self._quantity(rule, sample)
-                if sample.channel == "inventory":
-                    pairs += self._replaced(rule, sample, pairs)
-                for item, value in pairs:
-                    self._judge(rule, sample, item, value)
+        for rule in self._rules_for(sample.channel, sample.site, role):
+            pairs = self._measure[rule.quantity](sample)
+            if sample.channel == "inventory":
+                pairs += self._replaced(rule, sample, pairs)
+            for item, value in pairs:
+                self._judge(rule, sample, item, value)
 
-    def _quantity(self, rule: Rule, sample: Sample) -> Pairs:
-        if rule.quantity == "unexpected_reboots_24h":
-            return [("", float(self.state.unexpected_reboots(
-                sample.site, sample.device, sample.ts - DAY_S, sample.ts)))]
-        if rule.quantity == "disk_days_to_full":
-            return self._days_to_full(sample)
-        if rule.quantity == "cpu_busy_share_workday":
-            return self._busy_share(sample)
-        if rule.quantity == "os_days_past_end_of_support":
-            os = sample.data.get("os") or {}
-            name = f"{os.get('name', '')} {os.get('version', '')}".strip()
-            end = self.rules.os_end_of_support.get(name)
-            return [] if end is None else [(name, (sample.ts - end) / DAY_S)]
-        return QUANTITIES[rule.quantity][1](sample.data)
+    def _rules_for(self, channel: str, site: str, role: str | None) -> list[Rule]:
+        key = (channel, site, role)
+        rules = self._applicable.get(key)
+        if rules is None:
+            rules = self._applicable[key] = [rule for rule in self._by_channel.get(channel, ())
+                                             if rule.applies(site, role)]
+        return rules
+
+    def _unexpected_reboots_24h(self, sample: Sample) -> Pairs:
+        return [("", float(self.state.unexpected_reboots(
+            sample.site, sample.device, sample.ts - DAY_S, sample.ts)))]
+
+    def _os_days_past_end_of_support(self, sample: Sample) -> Pairs:
+        os = sample.data.get("os") or {}
+        name = f"{os.get('name', '')} {os.get('version', '')}".strip()
+        end = self.rules.os_end_of_support.get(name)
+        return [] if end is None else [(name, (sample.ts - end) / DAY_S)]
 
     def _days_to_full(self, sample: Sample) -> Pairs:
         """Days until the fullest partition reaches 100 % at the trend of the last two
@@ -249,6 +263,10 @@ class RuleEngine:
 
     def active(self) -> list[dict[str, Any]]:
         return self.findings.query(state="active", limit=1_000_000)
+
+
+def _of_data(quantity: Callable[[dict[str, Any]], Pairs]) -> Callable[[Sample], Pairs]:
+    return lambda sample: quantity(sample.data)
 
 
 def _texts(rule: Rule, value: float, item: str) -> tuple[str, str]:
