@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
 import samples
 import tomllib
@@ -62,6 +63,7 @@ from fuzz_strategies import (
     Accept,
     Reject,
     bomb,
+    boundary_values,
     broken_toml,
     channels,
     check_decoded,
@@ -78,6 +80,7 @@ from fuzz_strategies import (
     mutated_envelopes,
     one_line,
     reference,
+    schema_node,
     toml_dumps,
     toml_keys,
     toml_values,
@@ -362,6 +365,126 @@ def test_reference_accepts_the_samples_and_follows_ecma_patterns() -> None:
     assert verdict == Reject(frozenset({"schema"}),
                              frozenset({"envelope.data.targets[0].name"}))
     compare([verdict], DECODER.decode(samples.topic("probe"), protocol.encode(doc)))
+
+
+# ------------------------------------------------------------ the fast schema check
+# Each of the decoder's validators runs msgspec's check (collector/fastcheck.py) first and
+# fastjsonschema only when that check says no. Differential properties against
+# fastjsonschema itself: the check never accepts what fastjsonschema rejects, and it
+# rejects what fastjsonschema accepts only for an integer written as a float (4.0).
+
+TRICKY = [None, True, False, 0, 1, -1, 0.0, -0.0, 1.0, 4.0, 1.5, 2**53 - 1, 2**53, 2**53 + 1,
+          float(2**53), 2**63, 2**64, 2**64 + 1, -2**63 - 1, 1e15, 1e15 + 0.125, 1e300, -1e300,
+          "", "a", "a\n", "\n", "é" * 300, [], [None], [1] * 65, {}, {"x": 1}]
+
+
+def _floats_as_ints(value: Any) -> Any:
+    """The same document for fastjsonschema (4.0 is an integer there, and == 4)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_as_ints(item) for item in value]
+    return value
+
+
+def _full_accepts(validator: Any, doc: Any) -> bool:
+    try:
+        validator.full(doc)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
+
+
+def check_fast_agrees(channel: str, doc: Any) -> str:
+    """Check the fast verdict on doc and, for a batch, on each item the decoder would
+    judge with its channel's validator; returns what was seen (for hypothesis' events)."""
+    units = [(channel, doc)]
+    data = doc.get("data") if isinstance(doc, dict) else None
+    items = data.get("items") if isinstance(data, dict) else None
+    if channel == protocol.BATCH and isinstance(items, list):
+        units += [(item["channel"], item) for item in items if isinstance(item, dict)
+                  and item.get("channel") in protocol.BATCHABLE_CHANNELS]
+    seen = []
+    for ch, unit in units:
+        validator = DECODER._validators[ch]
+        full, fast = _full_accepts(validator, unit), validator.fast(unit)
+        assert full or not fast, f"fast check accepts what fastjsonschema rejects: {unit!r}"
+        assert validator.fast(_floats_as_ints(unit)) == full, \
+            f"fast check rejects what fastjsonschema accepts: {unit!r}"
+        seen.append("fast" if fast else "full accepts" if full else "rejected")
+    return ",".join(sorted(set(seen)))
+
+
+@fuzz(900)
+@given(mutated_envelopes())
+def test_fast_check_agrees_with_fastjsonschema(case: tuple[str, Any]) -> None:
+    event(check_fast_agrees(*case))
+
+
+@fuzz(200)
+@given(mutated_envelopes(max_mutations=6), st.data())
+def test_fast_check_agrees_on_integers_written_as_floats(case: tuple[str, Any],
+                                                          data: st.DataObject) -> None:
+    """Every int of a (mutated) envelope may be sent as a float: fastjsonschema accepts
+    4.0 as an integer, the fast check does not and must leave the verdict to it."""
+    channel, doc = case
+    as_floats = data.draw(st.booleans())
+
+    def floated(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: floated(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [floated(item) for item in value]
+        if (type(value) is int and abs(value) < 2**53 and as_floats
+                and data.draw(st.booleans())):
+            return float(value)
+        return value
+
+    event(check_fast_agrees(channel, floated(doc)))
+
+
+def _walk(value: Any, keys: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield keys
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, (*keys, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _walk(child, (*keys, index))
+
+
+@pytest.mark.parametrize("channel", protocol.CHANNELS)
+def test_fast_check_agrees_at_every_field_and_limit(channel: str) -> None:
+    """Exhaustive next to the samples: every field (batch items too) set in turn to its
+    schema limits and just past them (fuzz_strategies.boundary_values) and to TRICKY
+    values, deleted, or given an unknown key beside it."""
+    doc = envelope(channel)
+    count = 0
+    for keys in list(_walk(doc)):
+        if not keys:
+            continue
+        parent = doc
+        for key in keys[:-1]:
+            parent = parent[key]
+        last, original = keys[-1], parent[keys[-1]]
+        node = schema_node(channel, doc, keys)
+        for value in [*boundary_values(node, original), *TRICKY]:
+            parent[last] = value
+            check_fast_agrees(channel, doc)
+            count += 1
+        if isinstance(parent, dict):
+            del parent[last]
+            check_fast_agrees(channel, doc)
+            parent["unknown_key"] = original
+            check_fast_agrees(channel, doc)
+            del parent["unknown_key"]
+            count += 2
+        parent[last] = original
+    check_fast_agrees(channel, doc)
+    assert doc == envelope(channel)
+    assert count > 500
 
 
 # --------------------------------------------------------------------- config loaders

@@ -11,6 +11,7 @@ from bad_messages import cases
 from jsonschema import Draft7Validator
 from schema_mutations import Mutation, mutations
 
+from collector import fastcheck
 from collector.ingest import Decoder
 from cwatch import protocol
 
@@ -118,6 +119,54 @@ def test_compressed_batch_keeps_original_timestamps(decoder: Decoder) -> None:
     assert decoded.rejections == []
     assert [(s.channel, s.seq, s.ts) for s in decoded.samples] == [
         (item["channel"], item["seq"], item["ts"]) for item in batch["data"]["items"]]
+
+
+@pytest.mark.parametrize("channel", protocol.CHANNELS)
+def test_valid_envelopes_take_the_fast_check(channel: str, decoder: Decoder) -> None:
+    """The full samples (every field) pass msgspec's check alone: fastjsonschema, five
+    to ten times slower, is left for what that check refuses (collector/fastcheck.py)."""
+    doc = samples.envelope(channel)
+    assert decoder._validators[channel].fast(doc)
+    for item in doc["data"].get("items", []) if channel == protocol.BATCH else []:
+        assert decoder._validators[item["channel"]].fast(item)
+
+
+@pytest.mark.parametrize(("channel", "mutation"), ALL_MUTATIONS,
+                         ids=[f"{ch}:{m.id}" for ch, m in ALL_MUTATIONS])
+def test_each_schema_violation_fails_the_fast_check(
+        channel: str, mutation: Mutation, decoder: Decoder) -> None:
+    """So fastjsonschema judges it, and words the rejection."""
+    doc = mutation.doc
+    if mutation.path.startswith("envelope.data.items["):
+        index = int(mutation.path.removeprefix("envelope.data.items[").split("]")[0])
+        item = doc["data"]["items"][index]
+        channel = item.get("channel") if isinstance(item, dict) else None
+        if channel not in protocol.BATCHABLE_CHANNELS:
+            return  # the decoder refuses it before any schema check
+        doc = item
+    assert not decoder._validators[channel].fast(doc)
+
+
+@pytest.mark.parametrize("node", [
+    {"type": "string", "format": "email"},
+    {"type": "number", "multipleOf": 2},
+    {"type": "object", "patternProperties": {"^x": {}}},
+    {"type": "object", "additionalProperties": {"type": "string"}},
+    {"type": "object", "required": ["x"]},
+    {"type": "string", "pattern": "[a-z]+"},
+    {"type": "number", "maximum": 2**53},
+    {"type": "integer", "minimum": 0.5},
+    {"enum": [1.5]},
+    {"enum": [True]},
+    {"oneOf": [{"type": "string"}, {"type": "null"}]},
+    {"if": {"type": "string"}, "then": {"maxLength": 1}},
+    {"maxLength": 3},
+    {"type": "string", "enum": ["a"]},
+])
+def test_fast_check_refuses_schemas_it_does_not_translate(node: dict) -> None:
+    """A new keyword in the schema fails loudly here rather than loosen the fast check."""
+    with pytest.raises(fastcheck.SchemaNotSupported):
+        fastcheck.compile_check({"type": "object", "properties": {"x": node}})
 
 
 def test_topic_helpers_round_trip() -> None:
