@@ -1,7 +1,8 @@
 """Where the collector's time goes per message, step by step, without MQTT: realistic
 metrics envelopes handed straight to the collector (state store, rules and the
 time-series spool on, VictoriaMetrics started here), then the store worker's three
-steps one at a time on a single thread.
+steps one at a time on a single thread. As in collector_throughput.py, every device
+has been seen once before the clock starts.
 
     .venv/bin/python bench/collector_stages.py --messages 20000
 """
@@ -30,7 +31,11 @@ from cwatch.procs import Mosquitto
 from cwatch.tsdb_proc import VictoriaMetrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from collector_throughput import envelope  # noqa: E402  (the same 706-byte envelopes)
+from collector_throughput import (  # noqa: E402  (the same envelopes and fleet)
+    DEVICES_PER_SITE,
+    SITES,
+    envelope,
+)
 
 
 def threads_cpu_s() -> dict[int, float]:
@@ -49,11 +54,16 @@ def in_the_collector(folder: Path, count: int) -> None:
         collector.start(serve_http=False)
         collector.wait_connected(10)
         now = time.time()
+        # Every device seen once before the clock starts, as by a running collector.
+        known = [envelope(count + i, now - 60) for i in range(SITES * DEVICES_PER_SITE)]
+        for n, (topic, payload) in enumerate(known):
+            collector._handle_message(topic, payload, (0, n + 1), 0)
+        collector.wait_idle(300)
         messages = [envelope(i, now) for i in range(count)]
         before = threads_cpu_s()
         started = time.thread_time()
         for n, (topic, payload) in enumerate(messages):
-            collector._handle_message(topic, payload, (0, n + 1), 0)  # qos 0: no PUBACK
+            collector._handle_message(topic, payload, (1, n + 1), 0)  # qos 0: no PUBACK
         checking = time.thread_time() - started
         collector.wait_idle(300)
         after = threads_cpu_s()
@@ -71,10 +81,15 @@ def in_the_collector(folder: Path, count: int) -> None:
 
 def store_steps_alone(folder: Path, count: int) -> None:
     decoder, now = Decoder(), time.time()
+    known = [s for i in range(SITES * DEVICES_PER_SITE)
+             for s in decoder.decode(*envelope(count + i, now - 60)).samples]
     samples = [s for i in range(count) for s in decoder.decode(*envelope(i, now)).samples]
     state = StateStore(folder / "alone.db")
     engine = RuleEngine(rule_spec.load(None), FindingsStore(state), state)
     writer = TimeSeriesWriter("http://127.0.0.1:1", "o", "b", spool_dir=folder / "spool")
+    state.apply_many(known)  # every device seen once, as by a running collector
+    for sample in known:
+        engine.observe(sample)
     steps = {"time series (to_lines + spool)": writer.submit_many,
              "state store": state.apply_many,
              "rules engine": lambda batch: [engine.observe(s) for s in batch]}

@@ -7,7 +7,10 @@ the consumer connects and we time how fast it takes them in (this is also what a
 collector faces after a restart). Consumers: the bare subscriber (paho + json.loads,
 the ceiling), the collector with its state store, and the collector with state and
 VictoriaMetrics. "Stored" means applied to the state store (and, with the TSDB, the
-collector waits until every line is written before the clock stops).
+collector waits until every line is written before the clock stops). Before the clock
+starts, each collector has seen every device once, as a running collector has: a
+restart's backlog comes from devices it knows (`--first-sight` leaves that out, so
+every device is new to the collector during the run).
 
 Paced: publishers send at a steady rate (default 500/s, about eight times a
 province's load) while the collector runs; we report publish-to-stored latency
@@ -110,8 +113,25 @@ def bare_subscriber(port: int, expected: int, out: Any, away: Any, back: Any) ->
     client.loop_stop()
 
 
+def warm_up(port: int, first: int, expected: int, stored: list[float]) -> None:
+    """One message from every device, stored before the measured run."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-warm-{first}")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for i in range(SITES * DEVICES_PER_SITE):
+        last = client.publish(*envelope(first + i, time.time() - 60), qos=1)
+    last.wait_for_publish(300)
+    client.disconnect()
+    client.loop_stop()
+    deadline = time.monotonic() + 300
+    while len(stored) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: int,
-                     out: Any, away: Any, back: Any, drain: bool, receiver: str) -> None:
+                     out: Any, away: Any, back: Any, drain: bool, receiver: str,
+                     warm_seq: int | None) -> None:
     from collector.config import CollectorConfig, CollectorSection, TsdbSection
     from collector.service import Collector
     from cwatch.mqtt import BrokerConfig
@@ -137,6 +157,10 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
 
     collector = start()
     time.sleep(0.5)
+    if warm_seq is not None:
+        warm_up(port, warm_seq, SITES * DEVICES_PER_SITE, latencies)
+        collector.wait_idle(300)
+        latencies.clear()
     if drain:
         collector.stop()
     away.set()
@@ -175,7 +199,8 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
 
 
 def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
-        tsdb_url: str | None, publishers: int, offset: int, receiver: str) -> dict:
+        tsdb_url: str | None, publishers: int, offset: int, receiver: str,
+        first_sight: bool) -> dict:
     out: Any = mp.Queue()
     away, back, go = mp.Event(), mp.Event(), mp.Event()
     drain = not rate
@@ -184,7 +209,8 @@ def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
     else:
         consumer = mp.Process(target=collector_runner,
                               args=(broker.port, str(workdir / f"c{offset}"), tsdb_url, count,
-                                    out, away, back, drain, receiver))
+                                    out, away, back, drain, receiver,
+                                    None if first_sight else offset + 9 * 10**7))
     consumer.start()
     away.wait(60)
     share = count // publishers
@@ -224,6 +250,8 @@ def main() -> int:
                         default=["process", "thread"],
                         help="collector receiver kinds to measure, comma-separated "
                              "(default process,thread)")
+    parser.add_argument("--first-sight", action="store_true",
+                        help="no warm-up: every device is new to the collector in the run")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cwatch-bench-") as tmp:
@@ -252,14 +280,16 @@ def main() -> int:
                 print(f"{name}: {count} messages", file=sys.stderr)
                 # Own seq range per run, so de-duplication never hides a message.
                 rows.append((name, run(name, broker, workdir, count, rate, url,
-                                       args.publishers, offset * 10**8, receiver)))
+                                       args.publishers, offset * 10**8, receiver,
+                                       args.first_sight)))
         finally:
             if vm is not None:
                 vm.stop()
             broker.stop()
     print(f"\nMeasured {time.strftime('%Y-%m-%d')}, {psutil.cpu_count()} cores, "
           f"{args.publishers} publisher processes, {len(envelope(0, 0)[1])}-byte metrics "
-          "envelopes, QoS 1:\n")
+          f"envelopes, QoS 1, {SITES * DEVICES_PER_SITE:,} devices "
+          f"{'new to' if args.first_sight else 'known by'} the collector:\n")
     print("| consumer | messages | msg/s | CPU µs/msg | p50 ms | p95 ms | p99 ms | RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
