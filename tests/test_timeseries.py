@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import http.server
+import random
 import re
 import threading
 import time
@@ -329,6 +330,149 @@ def test_no_string_field_ever(channel: str) -> None:
     _set_every_leaf(data, lambda: float("nan"))
     for line in to_lines(Sample(SITE, DEVICE, channel, time.time(), 1, data)):
         assert "nan" not in line.split(" ")[1]
+
+
+# --- to_lines against a plain reading of GROUPS ---------------------------------------
+# to_lines runs from a plan compiled out of GROUPS (for speed); the reference below is
+# the straightforward reading of the table it replaced. Both must give the same bytes
+# for the fixtures and for odd data: text or bools in number fields, NaN and infinities,
+# null or missing objects and lists, items that are not objects, duplicate labels.
+
+
+def _reference_get(obj: Any, parts: tuple[str, ...]) -> Any:
+    for part in parts:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _reference_items(data: dict[str, Any], base: str) -> list[Any]:
+    if not base:
+        return [data]
+    if base.endswith("[]"):
+        items = data.get(base[:-2])
+        return items if isinstance(items, list) else []
+    item = data.get(base)
+    return [item] if isinstance(item, dict) else []
+
+
+def reference_to_lines(sample: Sample) -> list[str]:
+    def escape(text: str) -> str:
+        return text.translate(timeseries._ESCAPE_TAG)
+
+    groups = timeseries.GROUPS.get(sample.channel)
+    if not groups or not isinstance(sample.data, dict):
+        return []
+    stamp = f" {round(sample.ts * 1000)}"
+    common = f",site={escape(sample.site)},device={escape(sample.device)}"
+    out: list[str] = []
+    for group in groups:
+        seen: dict[str, int] = {}
+        for item in _reference_items(sample.data, group.base):
+            if not isinstance(item, dict):
+                continue
+            values = []
+            for field in group.fields:
+                value = field.convert(_reference_get(item, field.parts) if field.parts else None)
+                if value is not None:
+                    values.append(f"{field.key}={value}")
+            if not values:
+                continue
+            tags = common
+            for key, parts in group.tags:
+                value = _reference_get(item, parts)
+                if isinstance(value, str) and value:
+                    tags += f",{key}={escape(value)}"
+            if group.base.endswith("[]"):
+                count = seen[tags] = seen.get(tags, 0) + 1
+                if count > 1:
+                    tags += f",{timeseries.INDEX_LABEL}={count}"
+            out.append(f"{group.measurement}{tags} {','.join(values)}{stamp}")
+    return out
+
+
+def _outcome(convert: Any, sample: Sample) -> tuple[str, Any]:
+    try:
+        return "lines", convert(sample)
+    except Exception as exc:  # e.g. an int too long to print: the same for both
+        return "error", type(exc).__name__
+
+
+ODD_VALUES: list[Any] = [
+    None, 0, 1, -7, 60, 2**53 + 1, 10**30, -(10**20), True, False, 0.0, -0.0, 0.1, -2.5,
+    1e-320, 1.7976931348623157e308, 1e16, 123456789.125, float("nan"), float("inf"),
+    float("-inf"), "", "60", "2.0", "2.0, 0, 1.38", "uefi", "bios", "online", "offline",
+    "2014-06-05", "2014-02-30", "C:\\", "a b,c=d", "x\\", "tab\there", "new\nline\r",
+    "Bộ phận một cửa", "=", ",", {}, [], {"x": 1}, [1, 2.5], [{}], [None]]
+
+
+def _odd(rng: random.Random) -> Any:
+    return copy.deepcopy(rng.choice(ODD_VALUES))
+
+
+def _mutate(data: Any, rng: random.Random) -> Any:
+    """A copy of `data` with leaves replaced by odd values, keys dropped, list items
+    duplicated (equal labels), non-objects put in lists, whole objects replaced."""
+    if isinstance(data, dict):
+        out = {}
+        for key, item in data.items():
+            roll = rng.random()
+            if roll < 0.08:
+                continue  # missing
+            if roll < 0.25:
+                out[key] = _odd(rng)
+            else:
+                out[key] = _mutate(item, rng)
+        return out
+    if isinstance(data, list):
+        out_list = [_mutate(item, rng) for item in data]
+        for _ in range(rng.randrange(3)):
+            if out_list and rng.random() < 0.6:  # a twin: often the same labels
+                twin = copy.deepcopy(rng.choice(out_list))
+                out_list.insert(rng.randrange(len(out_list) + 1),
+                                _mutate(twin, rng) if rng.random() < 0.5 else twin)
+            else:
+                out_list.insert(rng.randrange(len(out_list) + 1), _odd(rng))
+        return out_list
+    return _odd(rng) if rng.random() < 0.3 else data
+
+
+SITES = [SITE, "site-001", "a b", "x,y=z\\", "xã Ổ", ""]
+STAMPS = [1_795_737_464.184, 1_795_737_464.0005, 1_795_737_464.0015, 0.0, 12.5]
+
+
+def test_to_lines_gives_the_same_bytes_as_the_plain_reading_of_the_table() -> None:
+    base = full_samples(ts=1_795_737_464.184)
+    hand_made = [
+        Sample(SITE, DEVICE, "probe", 1.0, 1, {"throughput": {}}),  # up=1, no other field
+        Sample(SITE, DEVICE, "probe", 1.0, 1, {"targets": [{}, {"name": "a"}, {}],
+                                              "throughput": None}),
+        Sample(SITE, DEVICE, "inventory", 1.0, 1, {"os": None, "cpu": {"model": None},
+                                                  "tpm": "2.0", "bios": {"date": 5}}),
+        Sample(SITE, DEVICE, "metrics", 1.0, 1, {"disks": {"mount": "/"}, "agent": [],
+                                                "battery": {}, "net": "eth0"}),
+        Sample(SITE, DEVICE, "metrics", 1.0, 1, {"temperatures": [
+            {"sensor": "acpitz", "temp_c": 40.0}, {"sensor": "acpitz", "temp_c": None},
+            {"sensor": "acpitz", "temp_c": 45.0}, "acpitz", None,
+            {"sensor": "acpitz", "label": "", "temp_c": 50.0}]}),
+        Sample(SITE, DEVICE, "metrics", 1.0, 1, []),  # not an object
+        Sample(SITE, DEVICE, "nonsense", 1.0, 1, {"cpu_percent": 1.0}),
+    ]
+    checked = 0
+    for sample in base + hand_made:
+        assert _outcome(to_lines, sample) == _outcome(reference_to_lines, sample), sample
+        checked += 1
+    for seed in range(40):
+        rng = random.Random(seed)
+        for sample in base:
+            for _ in range(6):
+                odd = Sample(rng.choice(SITES), rng.choice(SITES), sample.channel,
+                             rng.choice(STAMPS), 1, _mutate(sample.data, rng))
+                assert _outcome(to_lines, odd) == _outcome(reference_to_lines, odd), \
+                    f"seed {seed}: {odd}"
+                checked += 1
+    assert checked > 1000
 
 
 # --- the mapping document -------------------------------------------------------------

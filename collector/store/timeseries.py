@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import logging
 import math
 import random
@@ -263,10 +264,15 @@ _ESCAPE_TAG = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ ",
                              "\n": "\\ ", "\r": "\\ ", "\t": "\\ "})
 
 
+# str.translate() is slow, a failed dict lookup for every character it leaves alone,
+# so it only runs on a text that holds one of the table's characters: most have none.
+_TO_ESCAPE = re.compile("[" + re.escape("".join(map(chr, _ESCAPE_TAG))) + "]").search
+
+
 def escape_tag(text: str) -> str:
     """A tag key or value for line protocol: \\ , = and space escaped; a newline, carriage
     return or tab (which would break the line) becomes an escaped space. UTF-8 stays."""
-    return text.translate(_ESCAPE_TAG)
+    return text.translate(_ESCAPE_TAG) if _TO_ESCAPE(text) else text
 
 
 def _get(obj: Any, parts: tuple[str, ...]) -> Any:
@@ -277,49 +283,102 @@ def _get(obj: Any, parts: tuple[str, ...]) -> Any:
     return obj
 
 
-def _items(data: dict[str, Any], base: str) -> list[Any]:
-    if not base:
-        return [data]
-    if base.endswith("[]"):
-        items = data.get(base[:-2])
-        return items if isinstance(items, list) else []
-    item = data.get(base)
-    return [item] if isinstance(item, dict) else []
+# to_lines() runs for every sample, so GROUPS is compiled once, at import, into what its
+# loop needs. Per group: the key of its object or list (None: the sample's data itself),
+# whether it is a list, its fields and its tags. The fields up to the first one that is
+# not a plain number at a key of the item (in the metrics channel: all of them) become
+# ("key=", item key) pairs, read with dict.get and converted inline exactly as _number
+# does; the rest stay ("key=", path, converter). A tag is (",key=", item key or None,
+# path): nested tags (inventory) are read by path. Field order is the table's.
+_Numbers = tuple[tuple[str, str], ...]
+_Others = tuple[tuple[str, tuple[str, ...], Callable[[Any], str | None]], ...]
+_Tags = tuple[tuple[str, str | None, tuple[str, ...]], ...]
+_Plan = tuple[str, str | None, bool, _Numbers, _Others, _Tags]
+
+
+def _plan(group: Group) -> _Plan:
+    fields = list(group.fields)
+    numbers = []
+    while fields and fields[0].convert is _number and len(fields[0].parts) == 1:
+        field = fields.pop(0)
+        numbers.append((f"{field.key}=", field.parts[0]))
+    others = tuple((f"{field.key}=", field.parts, field.convert) for field in fields)
+    tags = tuple((f",{key}=", parts[0] if len(parts) == 1 else None, parts)
+                 for key, parts in group.tags)
+    base = group.base.removesuffix("[]") or None
+    return (group.measurement, base, group.base.endswith("[]"), tuple(numbers), others,
+            tags)
+
+
+_PLANS: dict[str, tuple[_Plan, ...]] = {
+    channel: tuple(_plan(group) for group in groups) for channel, groups in GROUPS.items()}
+
+# The labels of list items and objects (mounts, interfaces, sensors, disk models) are
+# few across a fleet, and some always need escaping (C:\\): each is escaped once. Not
+# site and device names: thousands of them, each seen once a minute, would only churn
+# a cache this size.
+_escape_label = functools.lru_cache(maxsize=1024)(escape_tag)
 
 
 def to_lines(sample: Sample) -> list[str]:
     """InfluxDB line protocol for one sample: numbers only, labels site and device on
     every line, the sample's own time in milliseconds. Fields that are None are left
     out, and so is a line with no field left."""
-    groups = GROUPS.get(sample.channel)
-    if not groups or not isinstance(sample.data, dict):
+    plans = _PLANS.get(sample.channel)
+    data = sample.data
+    if not plans or not isinstance(data, dict):
         return []
     stamp = f" {round(sample.ts * 1000)}"
     common = f",site={escape_tag(sample.site)},device={escape_tag(sample.device)}"
     out: list[str] = []
-    for group in groups:
-        seen: dict[str, int] | None = None
-        for item in _items(sample.data, group.base):
+    for measurement, base, is_list, numbers, others, tags in plans:
+        if base is None:
+            items: Any = (data,)
+        else:
+            items = data.get(base)
+            if items is None:
+                continue
+            if is_list:
+                if not isinstance(items, list):
+                    continue
+            elif isinstance(items, dict):
+                items = (items,)
+            else:
+                continue
+        # Items whose labels are equal get an index label, from the 2nd on.
+        seen: dict[str, int] | None = {} if len(items) > 1 else None
+        for item in items:
             if not isinstance(item, dict):
                 continue
             values = []
-            for field in group.fields:
-                value = field.convert(_get(item, field.parts) if field.parts else None)
-                if value is not None:
-                    values.append(f"{field.key}={value}")
+            for label, key in numbers:  # _number, inline
+                value = item.get(key)
+                if value is None:
+                    continue
+                kind = type(value)
+                if kind is float:
+                    if value - value == 0.0:  # finite: not nan, inf or -inf
+                        values.append(f"{label}{value!r}")
+                elif kind is int:
+                    values.append(f"{label}{value}")
+                elif kind is bool:
+                    values.append(label + ("1" if value else "0"))
+            for label, parts, convert in others:
+                text = convert(_get(item, parts) if parts else None)
+                if text is not None:
+                    values.append(label + text)
             if not values:
                 continue
-            tags = common
-            for key, parts in group.tags:
-                value = _get(item, parts)
+            line_tags = common
+            for label, key, parts in tags:
+                value = item.get(key) if key is not None else _get(item, parts)
                 if isinstance(value, str) and value:
-                    tags += f",{key}={escape_tag(value)}"
-            if group.base.endswith("[]"):
-                seen = {} if seen is None else seen
-                count = seen[tags] = seen.get(tags, 0) + 1
+                    line_tags += label + _escape_label(value)
+            if seen is not None:
+                count = seen[line_tags] = seen.get(line_tags, 0) + 1
                 if count > 1:
-                    tags += f",{INDEX_LABEL}={count}"
-            out.append(f"{group.measurement}{tags} {','.join(values)}{stamp}")
+                    line_tags += f",{INDEX_LABEL}={count}"
+            out.append(f"{measurement}{line_tags} {','.join(values)}{stamp}")
     return out
 
 
