@@ -192,7 +192,9 @@ class RuleEngine:
 
     def _judge(self, rule: Rule, sample: Sample, item: str, value: float) -> None:
         key = (rule.name, sample.site, sample.device, item)
-        state = self._keys.setdefault(key, KeyState())
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = KeyState()
         if sample.ts < state.last_ts:
             return
         state.last_ts = sample.ts
