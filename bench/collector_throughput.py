@@ -213,6 +213,19 @@ def collector_runner(port: int, workdir: str, tsdb_url: str | None, expected: in
              "receiver_rss_mb": max(receiver_rss) / 1e6 if receiver_rss else 0.0})
 
 
+def drop_session(port: int, client_id: str) -> None:
+    """End a finished consumer's persistent session. Left behind, the broker would queue
+    every later run's messages for it and save them all to disk every second (the test
+    broker's autosave_interval), slowing the runs after it."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port, clean_start=True)
+    client.loop_start()
+    time.sleep(0.3)
+    client.disconnect()
+    client.loop_stop()
+
+
 def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
         tsdb_url: str | None, publishers: int, offset: int, receiver: str,
         first_sight: bool) -> dict:
@@ -250,6 +263,7 @@ def run(name: str, broker: Mosquitto, workdir: Path, count: int, rate: float,
             if not consumer.is_alive() or time.monotonic() > deadline:
                 raise SystemExit(f"{name}: the consumer died or hung; see above") from None
     consumer.join(60)
+    drop_session(broker.port, "bench-bare" if name == "bare" else f"bench-c{offset}")
     return result
 
 
