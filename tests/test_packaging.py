@@ -13,7 +13,7 @@ from agent_helpers import agent_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENT_ALLOWED = {"commune-watch", "psutil", "paho-mqtt", "tomli", "typing-extensions"}
-COLLECTOR_ONLY = {"orjson", "fastjsonschema", "prometheus-client", "influxdb-client",
+COLLECTOR_ONLY = {"orjson", "fastjsonschema", "msgspec", "prometheus-client", "influxdb-client",
                   "grafana-client", "numpy", "weasyprint", "openpyxl"}
 # Everything `cwatch agent` imports: the agent package and the shared modules.
 AGENT_CODE = ["agent", "cwatch/__init__.py", "cwatch/__main__.py", "cwatch/cli.py",

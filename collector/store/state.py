@@ -11,10 +11,11 @@ One connection guarded by one lock: SQLite has a single writer anyway, every cal
 short, and a lock is simpler to reason about than a pool. The store is the only writer
 of its tables, so it remembers the rows it wrote (without their JSON) and today's metrics
 roll-ups: a batch reads nothing it wrote before and updates only the columns it changed
-(a metrics sample: 38 µs instead of 90, bench/collector_stages.py). The SQL is plain (upserts
-with ON CONFLICT, no SQLite functions, DOUBLE PRECISION for timestamps because
-PostgreSQL's REAL is 4 bytes) so PostgreSQL could take over; only the `?` placeholders
-and the PRAGMAs in _open() would change. All SQL of the state store lives here.
+(a metrics sample: about 70 µs instead of 90, bench/collector_stages.py). The SQL is
+plain (upserts with ON CONFLICT, no SQLite functions, DOUBLE PRECISION for timestamps
+because PostgreSQL's REAL is 4 bytes) so PostgreSQL could take over; only the `?`
+placeholders and the PRAGMAs in _open() would change. All SQL of the state store lives
+here.
 
 Ordering: samples arrive out of order (backfilled batches keep their original ts), so
 every "latest" field is replaced only by a sample with a newer ts, never by arrival.
