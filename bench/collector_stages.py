@@ -83,7 +83,12 @@ def store_steps_alone(folder: Path, count: int) -> None:
     decoder, now = Decoder(), time.time()
     known = [s for i in range(SITES * DEVICES_PER_SITE)
              for s in decoder.decode(*envelope(count + i, now - 60)).samples]
-    samples = [s for i in range(count) for s in decoder.decode(*envelope(i, now)).samples]
+    messages = [envelope(i, now) for i in range(count)]
+    started = time.process_time()
+    decoded = [decoder.decode(topic, payload) for topic, payload in messages]
+    print("decoding alone (parse, validation, identity; CPU µs a message): "
+          f"{1e6 * (time.process_time() - started) / count:.0f}")
+    samples = [s for result in decoded for s in result.samples]
     state = StateStore(folder / "alone.db")
     engine = RuleEngine(rule_spec.load(None), FindingsStore(state), state)
     writer = TimeSeriesWriter("http://127.0.0.1:1", "o", "b", spool_dir=folder / "spool")

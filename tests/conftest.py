@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,15 @@ from smtp_helpers import SmtpServer  # noqa: E402
 
 from cwatch.procs import Mosquitto  # noqa: E402
 from cwatch.tsdb_proc import VictoriaMetrics  # noqa: E402
+
+
+@pytest.fixture
+def writers() -> Iterator[list[Any]]:
+    """Time-series writers a test makes; stopped at the end even when it fails."""
+    made: list[Any] = []
+    yield made
+    for writer in made:
+        writer.stop(timeout_s=0.5)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,15 +137,6 @@ def new_writer(url: str, **kwargs: Any) -> TimeSeriesWriter:
     kwargs.setdefault("retry_initial_s", 0.1)
     kwargs.setdefault("retry_max_s", 0.5)
     return TimeSeriesWriter(url, "cwatch", "cwatch", "", CollectorRegistry(), **kwargs)
-
-
-@pytest.fixture
-def writers() -> Iterator[list[TimeSeriesWriter]]:
-    """Writers a test makes; stopped at the end even when it fails."""
-    made: list[TimeSeriesWriter] = []
-    yield made
-    for writer in made:
-        writer.stop(timeout_s=0.5)
 
 
 def stored(vm: VictoriaMetrics) -> dict[tuple[str, frozenset], list[tuple[float, int]]]:

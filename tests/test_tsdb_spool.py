@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +83,6 @@ def stamps(vm: VictoriaMetrics, metric: str = "cwatch_status_online") -> Counter
 
 def segments(spool: Path) -> list[str]:
     return sorted(p.name for p in spool.iterdir() if p.suffix in (".seg", ".open"))
-
-
-@pytest.fixture
-def writers() -> Iterator[list[TimeSeriesWriter]]:
-    made: list[TimeSeriesWriter] = []
-    yield made
-    for writer in made:
-        writer.stop(timeout_s=0.5)
 
 
 # --- on disk, written, gone -----------------------------------------------------------

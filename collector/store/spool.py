@@ -189,7 +189,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-class Spool:
+class _LineCounts:
+    """What the writer and /metrics read of either queue: lines waiting and in flight."""
+
+    _lock: threading.Lock
+    _waiting: int  # lines not handed to the writer yet
+    _inflight: int  # lines handed to the writer, not settled
+
+    @property
+    def waiting(self) -> int:
+        """Lines not handed to the writer yet."""
+        return self._waiting
+
+    @property
+    def pending(self) -> int:
+        """Lines not written yet: waiting and in flight."""
+        with self._lock:
+            return self._waiting + self._inflight
+
+
+class Spool(_LineCounts):
     """A durable FIFO of samples' lines in a folder. append() is called by one thread
     (the store worker), take()/done()/release() by another (the writer)."""
 
@@ -223,17 +242,6 @@ class Spool:
         self.open()
 
     # --- any thread ---------------------------------------------------------------------
-
-    @property
-    def waiting(self) -> int:
-        """Lines not handed to the writer yet."""
-        return self._waiting
-
-    @property
-    def pending(self) -> int:
-        """Lines not written yet: waiting and in flight."""
-        with self._lock:
-            return self._waiting + self._inflight
 
     @property
     def nbytes(self) -> int:
@@ -669,7 +677,7 @@ class Spool:
         return int(parts[0]), int(parts[1])
 
 
-class MemoryQueue:
+class MemoryQueue(_LineCounts):
     """The same interface in memory, bounded in lines: what a kill loses, and what a
     stop cannot write is dropped."""
 
@@ -685,15 +693,6 @@ class MemoryQueue:
         self._chunks: deque[tuple[int, str]] = deque()
         self._waiting = 0
         self._inflight = 0
-
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return self._waiting + self._inflight
 
     @property
     def nbytes(self) -> int:

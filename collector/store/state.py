@@ -11,7 +11,7 @@ One connection guarded by one lock: SQLite has a single writer anyway, every cal
 short, and a lock is simpler to reason about than a pool. The store is the only writer
 of its tables, so it remembers the rows it wrote (without their JSON) and today's metrics
 roll-ups: a batch reads nothing it wrote before and updates only the columns it changed
-(a metrics sample: about 70 µs instead of 90, bench/collector_stages.py). The SQL is
+(a metrics sample: about 75 µs instead of 95-120, bench/collector_stages.py). The SQL is
 plain (upserts with ON CONFLICT, no SQLite functions, DOUBLE PRECISION for timestamps
 because PostgreSQL's REAL is 4 bytes) so PostgreSQL could take over; only the `?`
 placeholders and the PRAGMAs in _open() would change. All SQL of the state store lives
